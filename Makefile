@@ -1,0 +1,35 @@
+# Two set-up-included commands (README): `make run` and `make test`. Both create .venv on a
+# fresh machine. TORCH picks the torch build: torch==2.13.0 is the CPU build on CPU machines;
+# on a CUDA machine set TORCH to the CUDA wheel you want (e.g. TORCH="torch==2.13.0 --index-url …").
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+export KEDRO_DISABLE_TELEMETRY := true
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install run test viz ui clean-data
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	# DeepSpeed compiles against the installed torch, so it must not build in isolation
+	$(BIN)/python -m pip install --quiet --no-build-isolation "deepspeed>=0.17"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+run: install
+	$(BIN)/kedro run
+
+test: install
+	$(BIN)/python -m pytest
+
+viz: install
+	$(BIN)/kedro viz run
+
+ui: install
+	$(BIN)/kedro mlflow ui

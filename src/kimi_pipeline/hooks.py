@@ -1,0 +1,131 @@
+"""Project hooks: parameter validation at load, and dataset lineage on the MLflow run.
+
+Lineage: every versioned dataset a run loads or saves is tagged on its MLflow run as
+``lineage.loaded.<name>`` / ``lineage.saved.<name>`` = version, with ``….path`` beside it, and
+the whole map is kept as the artefact ``lineage.json``; the git commit and the Kedro env are
+tagged too. So from a dataset version one finds its run (``kimi_pipeline.tracking.runs_for``),
+and from a run every input and output version.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from kedro.framework.hooks import hook_impl
+
+from kimi_pipeline.config import parameter_sources, validate_parameters
+
+log = logging.getLogger(__name__)
+
+
+class ParameterValidationHook:
+    """Validate all stage parameters as soon as the context exists (before any node runs)."""
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        conf_source = Path(context.config_loader.conf_source)
+        envs = [context.config_loader.base_env, context.env or context.config_loader.default_run_env]
+        sources = parameter_sources([conf_source / e for e in dict.fromkeys(envs) if e])
+        runtime = context.config_loader.runtime_params or {}
+        sources.update({key: "--params on the command line" for key in _flat_keys(runtime)})
+        validate_parameters(context.params, sources)
+
+
+def _flat_keys(value: Any, prefix: str = "") -> list[str]:
+    if not isinstance(value, dict):
+        return [prefix] if prefix else []
+    keys = [prefix] if prefix else []
+    for key, item in value.items():
+        keys += _flat_keys(item, f"{prefix}.{key}" if prefix else str(key))
+    return keys
+
+
+class LineageHook:
+    """Tag the active MLflow run with the version and path of each dataset loaded and saved."""
+
+    def __init__(self) -> None:
+        self._catalog = None
+        self._env = None
+        self._project_path: Path | None = None
+        self._lineage: dict[str, dict[str, dict[str, str]]] = {"loaded": {}, "saved": {}}
+        self._tagged_run: str | None = None
+
+    @hook_impl
+    def after_context_created(self, context) -> None:
+        self._env = context.env or context.config_loader.default_run_env
+        self._project_path = Path(context.project_path)
+
+    @hook_impl
+    def after_catalog_created(self, catalog) -> None:
+        self._catalog = catalog
+        self._lineage = {"loaded": {}, "saved": {}}
+
+    @hook_impl
+    def before_node_run(self) -> None:
+        run = mlflow.active_run()
+        if run and self._tagged_run != run.info.run_id:
+            self._tagged_run = run.info.run_id
+            mlflow.set_tags({"kedro_env": self._env or "", **_git_tags(self._project_path)})
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str) -> None:
+        self._record("loaded", dataset_name)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str) -> None:
+        self._record("saved", dataset_name)
+
+    def _record(self, event: str, name: str) -> None:
+        if name.startswith("params:") or name == "parameters" or self._catalog is None:
+            return
+        entry = dataset_version(self._catalog.get(name), event)
+        if entry is None or mlflow.active_run() is None:
+            return
+        self._lineage[event][name] = entry
+        tags = {f"lineage.{event}.{name}.path": entry["path"]}
+        if entry.get("version"):
+            tags[f"lineage.{event}.{name}"] = entry["version"]
+        mlflow.set_tags(tags)
+        mlflow.log_dict(self._lineage, "lineage.json")
+
+
+def dataset_version(dataset, event: str) -> dict[str, str] | None:
+    """Path and version a dataset was just loaded from / saved to (None when it has no file)."""
+    if dataset is None:
+        return None
+    version = None
+    try:
+        if getattr(dataset, "_version", None):
+            version = (
+                dataset.resolve_load_version() if event == "loaded" else dataset.resolve_save_version()
+            )
+            path = dataset._get_versioned_path(version)
+        else:
+            path = getattr(dataset, "_filepath", None) or getattr(dataset, "_path", None)
+    except Exception as exc:  # lineage must never break a run
+        log.warning("no lineage for %s: %s", dataset, exc)
+        return None
+    if path is None:
+        return None
+    entry = {"path": str(path)}
+    if version:
+        entry["version"] = version
+    return entry
+
+
+def _git_tags(project_path: Path | None) -> dict[str, str]:
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=project_path, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"git_commit": commit, "git_dirty": str(dirty).lower()} if commit else {}

@@ -1,0 +1,1 @@
+"""Custom Kedro datasets (the only part of the library that imports Kedro)."""

@@ -1,0 +1,138 @@
+"""One protocol for every LLM role (tool evolver, task writer, user simulator, agent, judge …).
+
+Role code builds a ``ChatRequest`` — the messages a real model would read, plus the
+structured ``context`` those messages were rendered from — and gets back a ``ChatResponse``.
+Remote backends send the messages; the offline backend runs a deterministic program chosen by
+``role`` over ``context``. Either way the role code parses and validates the reply the same
+way, so swapping backends changes no stage code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kimi_pipeline.records import ToolCall
+
+
+@dataclass
+class ChatRequest:
+    """What a role asks of a model."""
+
+    role: str  # the role speaking, e.g. "tool_evolver"; selects the offline program
+    messages: list[dict[str, Any]]  # OpenAI chat format
+    tools: list[dict[str, Any]] | None = None  # OpenAI function-calling tools
+    response_format: Literal["text", "json"] = "text"
+    context: dict[str, Any] = field(default_factory=dict)  # structured inputs of the prompt
+    temperature: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class ChatResponse:
+    """A model's reply; ``error`` is set (and content empty) when the call failed for good."""
+
+    content: str | None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float = 0.0
+    backend: str = ""
+    error: str | None = None
+    cached: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)  # backend specifics (offline: injected imperfections)
+
+
+class ChatBackend(Protocol):
+    name: str
+
+    async def acomplete(self, request: ChatRequest) -> ChatResponse: ...
+
+
+class BackendConfig(BaseModel):
+    """Which backend speaks for the LLM roles, and how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["offline", "openai"] = Field(
+        "offline", description="'offline': deterministic programs, no network; "
+        "'openai': any OpenAI-compatible chat-completions endpoint."
+    )
+    model: str = Field("offline", description="Model name sent to the endpoint.")
+    base_url: str | None = Field(
+        None, description="Endpoint root, e.g. http://localhost:8000/v1 for vLLM/SGLang."
+    )
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="Name of the environment variable holding the API key (never the key itself).",
+    )
+    max_concurrency: int = Field(16, ge=1, description="Requests in flight at most.")
+    timeout_s: float = Field(60.0, gt=0, description="Per-request timeout in seconds.")
+    max_retries: int = Field(4, ge=0, description="Retries with backoff on 429/5xx/timeouts.")
+    cache_dir: str | None = Field(
+        "data/02_intermediate/llm_cache",
+        description="On-disk response cache keyed by request content; null disables it.",
+    )
+    temperature: float = Field(0.7, ge=0, description="Default sampling temperature.")
+    max_tokens: int = Field(2048, ge=1, description="Default completion length cap.")
+    seed: int = Field(0, description="Seed for deterministic offline programs / endpoint sampling.")
+    send_context: bool = Field(
+        False, description="openai: also send the request's role and structured context as the "
+        "extension fields kimi_role / kimi_context (for kimi_pipeline.llm.server; real endpoints "
+        "reject or ignore unknown fields)."
+    )
+
+
+_BACKENDS: dict[str, Callable[[BackendConfig], ChatBackend]] = {}
+
+
+def register_backend(kind: str):
+    """Class decorator adding a backend factory to the registry under ``kind``."""
+
+    def wrap(factory):
+        _BACKENDS[kind] = factory
+        return factory
+
+    return wrap
+
+
+def make_backend(config: BackendConfig | dict[str, Any]) -> ChatBackend:
+    if isinstance(config, dict):
+        config = BackendConfig.model_validate(config)
+    # importing the implementations registers them
+    from kimi_pipeline.llm import offline, openai_backend  # noqa: F401
+
+    if config.kind not in _BACKENDS:
+        raise ValueError(f"unknown LLM backend {config.kind!r}; known: {sorted(_BACKENDS)}")
+    return _BACKENDS[config.kind](config)
+
+
+def complete_many(
+    backend: ChatBackend, requests: list[ChatRequest], progress: Callable[[int], None] | None = None
+) -> list[ChatResponse]:
+    """Run requests concurrently (bounded by the backend) and return replies in order."""
+
+    async def run() -> list[ChatResponse]:
+        async def one(request: ChatRequest) -> ChatResponse:
+            reply = await backend.acomplete(request)
+            if progress:
+                progress(1)
+            return reply
+
+        return await asyncio.gather(*(one(r) for r in requests))
+
+    return asyncio.run(run())
+
+
+def timed(start: float) -> float:
+    return time.perf_counter() - start

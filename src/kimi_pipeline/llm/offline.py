@@ -1,0 +1,84 @@
+"""The offline backend: deterministic programs standing in for a model, one per role.
+
+It is a real program, not a mock: each role's program (registered next to the role's prompt
+code with ``@offline_role``) reads the structured ``context`` of the request and writes the
+reply a competent model would write, in the same format. Same request → same reply.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from typing import Any, Callable
+
+from kimi_pipeline.llm.base import (
+    BackendConfig,
+    ChatRequest,
+    ChatResponse,
+    Usage,
+    register_backend,
+)
+
+OfflineProgram = Callable[[ChatRequest], "str | dict[str, Any] | list[Any] | ChatResponse"]
+_PROGRAMS: dict[str, OfflineProgram] = {}
+
+# where each role's program lives: imported on first use, so any process (a worker, the
+# OpenAI-compatible server) can answer every role without knowing the modules itself
+ROLE_MODULES = {
+    "tool_evolver": "kimi_pipeline.tools.evolve",
+    "agent_writer": "kimi_pipeline.agents.bundles",
+    "task_writer": "kimi_pipeline.agents.tasks",
+    "agent": "kimi_pipeline.agents.policy",
+    "user_simulator": "kimi_pipeline.envs.user_sim",
+}
+
+
+def offline_role(role: str):
+    """Register the deterministic program that answers requests of ``role``."""
+
+    def wrap(program: OfflineProgram) -> OfflineProgram:
+        _PROGRAMS[role] = program
+        return program
+
+    return wrap
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+@register_backend("offline")
+class OfflineBackend:
+    name = "offline"
+
+    def __init__(self, config: BackendConfig | None = None):
+        self.config = config or BackendConfig()
+
+    async def acomplete(self, request: ChatRequest) -> ChatResponse:
+        return self.complete(request)
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        start = time.perf_counter()
+        if request.role not in _PROGRAMS and request.role in ROLE_MODULES:
+            importlib.import_module(ROLE_MODULES[request.role])
+        program = _PROGRAMS.get(request.role)
+        if program is None:
+            return ChatResponse(
+                content=None,
+                backend=self.name,
+                error=f"offline backend has no program for role {request.role!r}; "
+                f"known roles: {sorted(_PROGRAMS)}",
+            )
+        reply = program(request)
+        if isinstance(reply, ChatResponse):
+            reply.backend = self.name
+            return reply
+        content = reply if isinstance(reply, str) else json.dumps(reply, ensure_ascii=False)
+        prompt_words = sum(_words(str(m.get("content") or "")) for m in request.messages)
+        return ChatResponse(
+            content=content,
+            usage=Usage(prompt_tokens=prompt_words, completion_tokens=_words(content)),
+            latency_s=time.perf_counter() - start,
+            backend=self.name,
+        )

@@ -1,0 +1,16 @@
+"""The stage pipelines; ``__default__`` runs them in DAG order."""
+
+from kedro.pipeline import Pipeline
+
+from kimi_pipeline.pipelines import tool_repo
+
+# DAG order; each stage meets the next only through the catalog
+STAGES = {
+    "tool_repo": tool_repo.create_pipeline,
+}
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    pipelines = {name: create() for name, create in STAGES.items()}
+    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
+    return pipelines
