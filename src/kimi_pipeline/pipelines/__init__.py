@@ -1,0 +1,1 @@
+"""One Kedro pipeline per stage; stages meet only in the catalog."""

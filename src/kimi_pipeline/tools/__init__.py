@@ -1,0 +1,1 @@
+"""Tool specs: ingestion, normalisation, MCP harvesting, dedup, evolution, categories and map."""

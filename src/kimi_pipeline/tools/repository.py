@@ -1,0 +1,149 @@
+"""Assemble the tool repository from its three sources: MCP servers, spec files, evolution.
+
+Every candidate, whatever its source, goes through the same normaliser (``normalize``), so a
+synthetic tool written by an LLM is held to the same standard as a harvested one. Then exact
+and near duplicates are merged (provenance kept), real tools are placed in the taxonomy by
+embedding similarity, and the 2-D map of real vs synthetic tools is computed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from kimi_pipeline.records import QuarantineRecord, ToolSpec
+from kimi_pipeline.tools.config import MapConfig, NormaliseConfig, ToolRepoConfig
+from kimi_pipeline.tools.dedup import dedup_tools
+from kimi_pipeline.tools.embed import make_embedder, nearest, project_2d, tool_text
+from kimi_pipeline.tools.normalize import SpecRejected, canonical_schema_key, normalise_tool
+from kimi_pipeline.tools.taxonomy import load_taxonomy
+
+STAGE = "tool_repo"
+ORIGINAL_LIMIT = 65_536
+
+
+def quarantine(step: str, source: str, ref: str, reason: str, original: Any) -> QuarantineRecord:
+    text = original if isinstance(original, str) else json.dumps(original, default=str)
+    return QuarantineRecord(
+        stage=STAGE, step=step, source=source, source_ref=ref, reason=reason,
+        original=text[:ORIGINAL_LIMIT],
+    )
+
+
+def _unique_id(base: str, taken: set[str]) -> str:
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}~{n}"
+    taken.add(candidate)
+    return candidate
+
+
+def tools_from_mcp(harvested: Iterable[Any], limits: NormaliseConfig):
+    """Harvested MCP tools (``HarvestedTool``) → (ToolSpecs, quarantine records)."""
+    tools, rejected, taken = [], [], set()
+    for item in harvested:
+        raw = item.raw
+        ref = f"{item.server}/{raw.get('name', '?')}"
+        pre_shape = {
+            "name": raw.get("name"),
+            "description": raw.get("description"),
+            "parameters": raw.get("inputSchema"),
+            "output_schema": raw.get("outputSchema"),
+        }
+        try:
+            norm = normalise_tool(pre_shape, limits)
+        except SpecRejected as exc:
+            rejected.append(quarantine("normalise", "mcp", ref, str(exc), raw))
+            continue
+        tools.append(ToolSpec(
+            tool_id=_unique_id(f"mcp:{item.server}/{norm.name}", taken),
+            name=norm.name, description=norm.description, parameters=norm.parameters,
+            output_schema=norm.output_schema, source="mcp", source_ref=ref, fixes=list(norm.fixes),
+        ))
+    return tools, rejected
+
+
+def tools_from_evolution(result: Any, limits: NormaliseConfig):
+    """An ``EvolutionResult`` → (ToolSpecs, quarantine records incl. eliminated candidates)."""
+    rejected = [
+        quarantine("evolve", "synthetic", f"{r.op}", r.reason, r.candidate) for r in result.rejected
+    ]
+    tools, taken = [], set()
+    for candidate in result.tools:
+        ref = candidate.get("lineage") or f"{candidate.get('domain')}/{candidate.get('name')}"
+        try:
+            norm = normalise_tool(candidate, limits)
+        except SpecRejected as exc:
+            rejected.append(quarantine("normalise", "synthetic", ref, str(exc), candidate))
+            continue
+        tools.append(ToolSpec(
+            tool_id=_unique_id(f"synthetic:{candidate['domain']}/{norm.name}", taken),
+            name=norm.name, description=norm.description, parameters=norm.parameters,
+            output_schema=norm.output_schema, source="synthetic", source_ref=ref,
+            category=candidate.get("category"), domain=candidate.get("domain"),
+            fixes=list(norm.fixes), evolution=list(candidate.get("evolution", [])),
+        ))
+    return tools, rejected
+
+
+@dataclass
+class RepositoryBuild:
+    tools: list[ToolSpec]
+    map_rows: list[dict[str, Any]]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def build_repository(sources: list[list[ToolSpec]], config: ToolRepoConfig) -> RepositoryBuild:
+    """Dedup all sources, categorise real tools, and compute the map."""
+    every = [tool for source in sources for tool in source]
+    deduped = dedup_tools(every, config.dedup, canonical_schema_key)
+    tools = deduped.tools
+    embedder = make_embedder(config.map.embedder, config.map.batch_size)
+    domains = [d for c in load_taxonomy() for d in c.domains]
+    real = [i for i, t in enumerate(tools) if t.domain is None]
+    real_vectors = _categorise(tools, real, domains, embedder)
+    map_rows = _map(tools, real, real_vectors, embedder, config.map)
+    stats = {
+        "candidates": len(every),
+        "exact_duplicates_merged": deduped.exact_merged,
+        "near_duplicates_merged": deduped.near_merged,
+        "largest_duplicate_clusters": sorted(deduped.clusters, key=len, reverse=True)[:10],
+        "real_tools_categorised": len(real),
+    }
+    return RepositoryBuild(tools=tools, map_rows=map_rows, stats=stats)
+
+
+def _categorise(tools: list[ToolSpec], real: list[int], domains, embedder) -> np.ndarray:
+    """Give each real tool the taxonomy domain nearest in embedding space."""
+    if not real:
+        return np.zeros((0, 1))
+    anchors = embedder.encode([f"{d.title}: {d.description}" for d in domains])
+    vectors = embedder.encode([tool_text(tools[i].name, tools[i].description) for i in real])
+    best, _ = nearest(vectors, anchors)
+    for i, d in zip(real, best):
+        tools[i] = tools[i].model_copy(update={"category": domains[d].category, "domain": domains[d].slug})
+    return vectors
+
+
+def _map(tools, real, real_vectors, embedder, config: MapConfig) -> list[dict[str, Any]]:
+    """2-D coordinates for all real tools and a seeded sample of synthetic ones."""
+    real_set = set(real)
+    synthetic = [i for i in range(len(tools)) if i not in real_set]
+    room = max(config.max_points - len(real), 0)
+    sample = sorted(random.Random(0).sample(synthetic, min(room, len(synthetic))))
+    vectors = [real_vectors] if len(real) else []
+    if sample:
+        vectors.append(embedder.encode([tool_text(tools[i].name, tools[i].description) for i in sample]))
+    if not vectors:
+        return []
+    xy = project_2d(np.vstack(vectors), config.projection)
+    return [
+        {"tool_id": tools[i].tool_id, "source": tools[i].source, "category": tools[i].category,
+         "x": float(x), "y": float(y)}
+        for i, (x, y) in zip(real + sample, xy)
+    ]
