@@ -1,0 +1,1 @@
+"""The Verifiable Rewards Gym: domains, verifiers, the code sandbox, pass@k."""
