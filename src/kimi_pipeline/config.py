@@ -14,11 +14,13 @@ from typing import Any, Iterable
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from kimi_pipeline.agents.synthesis import SynthesisConfig
 from kimi_pipeline.tools.config import ToolRepoConfig
 
 # top-level parameter key -> the model validating it (one entry per stage)
 STAGE_CONFIGS: dict[str, type[BaseModel]] = {
     "tool_repo": ToolRepoConfig,
+    "synthesis": SynthesisConfig,
 }
 
 _SECRET_KEY = re.compile(

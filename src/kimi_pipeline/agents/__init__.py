@@ -1,0 +1,1 @@
+"""Agents and their tasks: tool bundles with system prompts, tasks with rubrics, and the offline agent policy."""

@@ -1,0 +1,581 @@
+"""The offline agent: a deterministic planner that plays a task from its reference plan.
+
+K2 keeps only the trajectories a judge accepts (REFERENCE.md §1.3), so the synthetic agent
+must sometimes fail in the ways real models fail, or the filter has nothing to reject. The
+program registered here for the ``agent`` role solves a task from its plan — asking for a
+withheld argument first, chaining '$ref' values from earlier tool results, retrying a
+retryable error once, stating the facts in its final answer, refusing unsupported requests —
+and, at configured rates drawn once per episode from the seed, it errs: a wrong argument
+value, an omitted required argument, a skipped clarification (a guessed value), giving up
+midway, or claiming success without making the call. Each injected imperfection is reported
+once, in ``ChatResponse.meta["imperfections"]`` of the turn where it happens: the ground
+truth the judge's verdicts are checked against.
+
+The program is stateless: every turn it re-reads the dialogue (OpenAI-format messages: the
+assistant's tool calls and the tool results) to find where the plan stands. An LLM agent gets
+the same request (``policy_request``: system prompt, dialogue, tools) and answers from the
+messages alone.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kimi_pipeline.agents.tasks import ITEMS, RefError, is_ref, label, resolve_ref
+from kimi_pipeline.envs.semantics import ToolSemantics, infer_semantics
+from kimi_pipeline.llm.base import ChatRequest, ChatResponse, Usage
+from kimi_pipeline.llm.offline import offline_role
+from kimi_pipeline.records import Message, Task, ToolCall
+
+ROLE = "agent"
+IMPERFECTIONS = (
+    "wrong_argument",
+    "missing_argument",
+    "skip_clarification",
+    "give_up",
+    "hallucinated_success",
+)
+MAX_QUESTIONS = 2  # clarifying questions asked before the agent stops waiting for a value
+
+
+class ImperfectionConfig(BaseModel):
+    """Per-episode rates of the offline agent's deliberate mistakes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wrong_argument_rate: float = Field(
+        0.05, ge=0, le=1, description="One literal argument of one call gets a wrong value."
+    )
+    missing_argument_rate: float = Field(
+        0.04, ge=0, le=1, description="One required argument of one call is left out."
+    )
+    skip_clarification_rate: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="On a task with withheld information, guess the value instead of asking.",
+    )
+    give_up_rate: float = Field(
+        0.04, ge=0, le=1, description="Stop before one plan step and give up."
+    )
+    hallucinated_success_rate: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Claim success without making the last state-changing call "
+        "(on unsupported requests: claim to have done the impossible).",
+    )
+
+
+def to_openai(message: Message) -> dict[str, Any]:
+    """A record message in the OpenAI chat format."""
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {
+                    "name": c.name,
+                    "arguments": c.raw_arguments
+                    if c.raw_arguments is not None
+                    else json.dumps(c.arguments, ensure_ascii=False),
+                },
+            }
+            for c in message.tool_calls
+        ]
+    if message.role == "tool":
+        out.update(tool_call_id=message.tool_call_id, name=message.name)
+    return out
+
+
+def policy_request(
+    task: Task,
+    messages: list[Message],
+    tools: list[dict[str, Any]],
+    seed: int,
+    imperfections: ImperfectionConfig,
+) -> ChatRequest:
+    """The agent's next-move request: the dialogue (system prompt first) and the tools; the
+    context carries the task and the imperfection rates for the offline program."""
+    return ChatRequest(
+        role=ROLE,
+        messages=[to_openai(m) for m in messages],
+        tools=tools,
+        seed=seed,
+        context={
+            "task": task.model_dump(mode="json"),
+            "seed": seed,
+            "imperfections": imperfections.model_dump(),
+        },
+    )
+
+
+# ------------------------------------------------------------------ reading the dialogue
+
+
+@dataclass
+class History:
+    """Where the plan stands, read back from the dialogue."""
+
+    results: list[Any] = field(default_factory=list)  # parsed result of each completed step
+    attempts: dict[int, int] = field(default_factory=dict)  # plan step -> calls made
+    failure: tuple[str, dict[str, Any]] | None = None  # (tool, error) that ended the plan
+    calls: int = 0
+    said: list[str] = field(default_factory=list)  # assistant texts so far
+    user_after_question: list[str] = field(default_factory=list)
+    summaries: list[str] = field(default_factory=list)  # one line per completed step
+
+
+def _parse(content: Any) -> Any:
+    try:
+        return json.loads(content) if isinstance(content, str) else content
+    except json.JSONDecodeError:
+        return content
+
+
+def _error(result: Any) -> dict[str, Any] | None:
+    if isinstance(result, dict) and isinstance(result.get("error"), dict):
+        return result["error"]
+    if isinstance(result, dict) and "error" in result:
+        return {"message": str(result["error"])}
+    return None
+
+
+def _retryable(error: dict[str, Any]) -> bool:
+    return error.get("retryable") is True or error.get("type") in (
+        "transient",
+        "timeout",
+        "rate_limit",
+    )
+
+
+def read_history(messages: list[dict[str, Any]], semantics: dict[str, ToolSemantics]) -> History:
+    history = History()
+    pending: dict[str, tuple[str, dict[str, Any]]] = {}
+    for message in messages:
+        role = message.get("role")
+        if role == "assistant":
+            if message.get("content"):
+                history.said.append(message["content"])
+            for call in message.get("tool_calls") or ():
+                history.calls += 1
+                function = call.get("function") or {}
+                args = _parse(function.get("arguments") or "{}")
+                pending[call.get("id")] = (
+                    function.get("name", ""),
+                    args if isinstance(args, dict) else {},
+                )
+        elif role == "tool" and history.failure is None:
+            name, args = pending.pop(message.get("tool_call_id"), (message.get("name", ""), {}))
+            _record(history, name, args, _parse(message.get("content")), semantics)
+        elif role == "user" and history.said:
+            history.user_after_question.append(message.get("content") or "")
+    return history
+
+
+def _record(
+    history: History,
+    name: str,
+    args: dict[str, Any],
+    result: Any,
+    semantics: dict[str, ToolSemantics],
+) -> None:
+    step = len(history.results)
+    history.attempts[step] = history.attempts.get(step, 0) + 1
+    error = _error(result)
+    if error is None:
+        history.results.append(result)
+        history.summaries.append(summarise(semantics.get(name), name, args, result))
+    elif not (_retryable(error) and history.attempts[step] == 1):
+        history.failure = (name, error)
+
+
+# ------------------------------------------------------------------------ final answers
+
+
+def _items(result: Any) -> list[Any]:
+    try:
+        items = resolve_ref(f"$ref:0.{ITEMS}", [result])
+    except RefError:
+        return []
+    return items if isinstance(items, list) else []
+
+
+def _scalars(record: dict[str, Any], skip: set[str]) -> str:
+    """'status: open, product: Mug, …': the scalar fields of a record, status first."""
+    keys = sorted(record, key=lambda k: k != "status")
+    parts = [
+        f"{label(k)}: {record[k]}"
+        for k in keys
+        if k not in skip
+        and isinstance(record[k], (str, int, float))
+        and not isinstance(record[k], bool)
+    ]
+    return ", ".join(parts[:16])
+
+
+def summarise(sem: ToolSemantics | None, name: str, args: dict[str, Any], result: Any) -> str:
+    """One sentence on what a successful call did, with the ids and values it returned."""
+    if sem is None:
+        return f"{name} returned {json.dumps(result, ensure_ascii=False)[:300]}."
+    entity = label(sem.entity)
+    record = result if isinstance(result, dict) else {}
+    rid = record.get("id") or record.get(f"{sem.entity}_id") or args.get(sem.id_param or "")
+    skip = {"id", f"{sem.entity}_id"}
+    if sem.operation == "create":
+        return f"I created {entity} {rid} ({_scalars(record, skip)})."
+    if sem.operation == "read":
+        return f"Details of {entity}{f' {rid}' if rid else ''}: {_scalars(record, skip)}."
+    if sem.operation == "list":
+        items = _items(result)
+        if not items:
+            return f"I found no matching {label(sem.collection)}."
+        shown = "; ".join(
+            f"{i.get('id', '?')} ({_scalars(i, skip)})" if isinstance(i, dict) else str(i)
+            for i in items[:10]
+        )
+        return f"I found {len(items)} {label(sem.collection)}: {shown}."
+    if sem.operation == "update":
+        if sem.status_value:
+            return f"{entity.capitalize()} {rid} is now {sem.status_value}."
+        changes = ", ".join(f"{label(k)}: {v}" for k, v in args.items() if k in sem.field_params)
+        return f"I updated {entity} {rid}: {changes}."
+    if sem.operation == "delete":
+        return f"{entity.capitalize()} {rid} has been deleted."
+    return f"Done: {label(name)} went through ({_scalars(record, set())})."
+
+
+def capabilities(semantics: dict[str, ToolSemantics]) -> str:
+    verbs = {
+        "create": "create",
+        "read": "look up",
+        "list": "search",
+        "update": "update",
+        "delete": "delete",
+        "action": "run",
+    }
+    phrases = []
+    for sem in semantics.values():
+        phrase = (
+            f"{verbs[sem.operation]} {label(sem.collection)}"
+            if sem.operation != "action"
+            else label(sem.tool_name)
+        )
+        if phrase not in phrases:
+            phrases.append(phrase)
+    return ", ".join(phrases[:6]) or "answer questions"
+
+
+# --------------------------------------------------------------------------- imperfections
+
+
+@dataclass
+class Flaws:
+    """The imperfections drawn for one episode: name -> (plan step, argument) it strikes."""
+
+    chosen: dict[str, tuple[int, str | None]]
+
+    def at(self, name: str, step: int) -> str | None | bool:
+        hit = self.chosen.get(name)
+        return False if hit is None or hit[0] != step else (hit[1] or True)
+
+
+def draw_flaws(
+    task: dict[str, Any],
+    seed: int,
+    rates: dict[str, float],
+    semantics: dict[str, ToolSemantics],
+    required: dict[str, tuple[str, ...]],
+) -> Flaws:
+    """Each imperfection is drawn with its rate (always consuming the same randomness, so one
+    rate never shifts another's draw) and placed on a step where it can happen."""
+    rng = random.Random(f"agent:{task.get('task_id')}:{seed}")
+    plan = task.get("plan") or []
+    literal = [
+        (i, k) for i, c in enumerate(plan) for k, v in c["arguments"].items() if not is_ref(v)
+    ]
+    omittable = [
+        (i, k)
+        for i, c in enumerate(plan)
+        for k in c["arguments"]
+        if k in required.get(c["name"], ())
+    ]
+    mutating = [
+        i
+        for i, c in enumerate(plan)
+        if c["name"] in semantics and semantics[c["name"]].operation not in ("read", "list")
+    ] or list(range(len(plan)))
+    places: dict[str, list[tuple[int, str | None]]] = {
+        "wrong_argument": literal,
+        "missing_argument": omittable,
+        "skip_clarification": [(0, None)] if task.get("hidden_info") else [],
+        "give_up": [(i, None) for i in range(len(plan))],
+        "hallucinated_success": [(mutating[-1], None)]
+        if plan
+        else [(0, None)]
+        if task.get("kind") == "unsupported"
+        else [],
+    }
+    chosen = {}
+    for name in IMPERFECTIONS:
+        roll, pick = rng.random(), rng.random()
+        options = places[name]
+        if options and roll < rates.get(f"{name}_rate", 0.0):
+            chosen[name] = options[int(pick * len(options))]
+    return Flaws(chosen)
+
+
+_ID_LIKE = re.compile(r"^(.*?)(\d+)$")
+
+
+def wrong_value(value: Any, schema: dict[str, Any] | None, rng: random.Random) -> Any:
+    """A plausible but wrong replacement for ``value``."""
+    enum = [e for e in (schema or {}).get("enum") or () if e != value]
+    if enum:
+        return rng.choice(enum)
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + rng.choice((1, 2, 3))
+    if isinstance(value, float):
+        return round(value * 1.5 + 1, 2)
+    if isinstance(value, str):
+        match = _ID_LIKE.match(value)
+        if match:
+            digits = match.group(2)
+            return match.group(1) + str(int(digits) + rng.randint(1, 9)).zfill(len(digits))
+        words = value.split()
+        return " ".join(words[:-1]) if len(words) > 1 else value + "x"
+    return value
+
+
+# --------------------------------------------------------------------------------- a turn
+
+
+@dataclass
+class Turn:
+    """Everything the program knows when it picks the next move."""
+
+    task: dict[str, Any]
+    semantics: dict[str, ToolSemantics]
+    schemas: dict[str, dict[str, Any]]
+    history: History
+    flaws: Flaws
+    episode: str  # '<task_id>:<seed>': seeds the values a flaw invents, the same every turn
+
+    @property
+    def plan(self) -> list[dict[str, Any]]:
+        return self.task.get("plan") or []
+
+
+def _text(content: str, imperfections: list[str] | None = None) -> ChatResponse:
+    return ChatResponse(
+        content=content,
+        meta={"imperfections": imperfections or []},
+        usage=Usage(completion_tokens=len(content.split())),
+    )
+
+
+def _once(turn: Turn, text: str, flaw: str) -> ChatResponse:
+    """Say ``text``, reporting ``flaw`` only the first time it is said."""
+    repeated = text in turn.history.said
+    return _text(("To recap: " + text) if repeated else text, [] if repeated else [flaw])
+
+
+def _final(turn: Turn) -> ChatResponse:
+    lines = turn.history.summaries or ["Everything you asked for is done."]
+    text = " ".join(lines)
+    return _text(("To recap: " + text) if text in turn.history.said else text)
+
+
+def _failure(turn: Turn) -> ChatResponse:
+    tool, error = turn.history.failure
+    done = (" So far: " + " ".join(turn.history.summaries)) if turn.history.summaries else ""
+    text = (
+        f"I'm sorry, I'm unable to complete your request: {tool} failed "
+        f"({error.get('type', 'error')}: {error.get('message', 'no details')}).{done}"
+    )
+    return _text(("To recap: " + text) if text in turn.history.said else text)
+
+
+def _refusal(turn: Turn) -> ChatResponse:
+    if turn.flaws.at("hallucinated_success", 0):
+        return _once(turn, "Done! I've taken care of that for you.", "hallucinated_success")
+    text = (
+        "I'm sorry, but I can't do that: none of the tools I have access to can handle this "
+        f"request. I can, however, help you {capabilities(turn.semantics)}."
+    )
+    return _text(text)
+
+
+# ------------------------------------------------------------- missing information
+
+
+def _withheld(turn: Turn) -> dict[str, Any] | ChatResponse:
+    """Values for the task's withheld arguments: from the user, guessed, or a question."""
+    hidden = turn.task.get("hidden_info") or {}
+    if not hidden:
+        return {}
+    if turn.flaws.at("skip_clarification", 0):
+        return {
+            k: wrong_value(v, None, random.Random(f"guess:{turn.episode}:{k}"))
+            for k, v in hidden.items()
+        }
+    found = {k: _find_value(v, turn.history.user_after_question) for k, v in hidden.items()}
+    if all(v is not None for v in found.values()):
+        return found
+    missing = [k for k, v in found.items() if v is None]
+    asked = sum(1 for s in turn.history.said if s.startswith(_QUESTION_HEAD))
+    if asked >= MAX_QUESTIONS:
+        names = " and ".join(label(k) for k in missing)
+        return _text(f"I'm sorry, I can't go ahead without the {names}.")
+    names = " and ".join(f"the {label(k)} ({k})" for k in missing)
+    return _text(f"{_QUESTION_HEAD} could you tell me {names}?")
+
+
+_QUESTION_HEAD = "Before I go ahead,"
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def _find_value(expected: Any, replies: list[str]) -> Any:
+    """The value the user gave in their latest replies (the expected value if it was said)."""
+    for text in reversed(replies):
+        if str(expected).lower() in text.lower():
+            return expected
+        if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+            numbers = _NUMBER.findall(text)
+            if numbers:
+                return (
+                    type(expected)(float(numbers[0]))
+                    if isinstance(expected, int)
+                    else float(numbers[0])
+                )
+    return None
+
+
+# ------------------------------------------------------------------------ next call
+
+
+def _next_call(turn: Turn, step: int, values: dict[str, Any]) -> ChatResponse:
+    planned = turn.plan[step]
+    name = planned["name"]
+    hidden = turn.task.get("hidden_info") or {}
+    args = {
+        k: values[k] if k in values and v == hidden.get(k) else v
+        for k, v in planned["arguments"].items()
+    }
+    try:
+        args = {
+            k: resolve_ref(v, turn.history.results) if is_ref(v) else v for k, v in args.items()
+        }
+    except RefError:
+        entity = label(turn.semantics[name].entity) if name in turn.semantics else "item"
+        return _text(
+            f"I'm sorry, I'm unable to continue: the previous result had no usable {entity}. "
+            + " ".join(turn.history.summaries)
+        )
+    first_try = turn.history.attempts.get(step, 0) == 0
+    reported = []
+    if first_try and hidden and step == 0 and turn.flaws.at("skip_clarification", 0):
+        reported.append("skip_clarification")
+    arg = turn.flaws.at("wrong_argument", step)
+    if arg and arg in args:
+        args[arg] = wrong_value(
+            args[arg],
+            turn.schemas.get(name, {}).get(arg),
+            random.Random(f"wrong:{turn.episode}:{arg}"),
+        )
+        reported += ["wrong_argument"] if first_try else []
+    arg = turn.flaws.at("missing_argument", step)
+    if arg and arg in args:
+        del args[arg]
+        reported += ["missing_argument"] if first_try else []
+    call = ToolCall(id=f"call_{turn.history.calls}", name=name, arguments=args)
+    return ChatResponse(
+        content=None,
+        tool_calls=[call],
+        meta={"imperfections": reported},
+        usage=Usage(completion_tokens=len(json.dumps(args)) // 4 + 8),
+    )
+
+
+def _hallucination(turn: Turn, step: int) -> ChatResponse:
+    """A success claim for the steps never executed."""
+    claims = []
+    for planned in turn.plan[step:]:
+        sem = turn.semantics.get(planned["name"])
+        args = {k: v for k, v in planned["arguments"].items() if not is_ref(v)}
+        claims.append(
+            summarise(
+                sem,
+                planned["name"],
+                args,
+                {**args, "id": args.get(sem.id_param if sem and sem.id_param else "", "")},
+            ).replace("  ", " ")
+        )
+    text = "All done! " + " ".join(turn.history.summaries + claims)
+    return _once(turn, text, "hallucinated_success")
+
+
+def next_move(turn: Turn) -> ChatResponse:
+    if turn.task.get("kind") == "unsupported" or not turn.plan:
+        return _refusal(turn)
+    if turn.history.failure:
+        return _failure(turn)
+    step = len(turn.history.results)
+    if step >= len(turn.plan):
+        return _final(turn)
+    values = _withheld(turn)
+    if isinstance(values, ChatResponse):
+        return values
+    if turn.history.attempts.get(step, 0) == 0:
+        if turn.flaws.at("give_up", step):
+            text = (
+                "I'm sorry, I'm not able to finish this right now. "
+                + " ".join(turn.history.summaries)
+            ).strip()
+            return _once(turn, text, "give_up")
+        if turn.flaws.at("hallucinated_success", step):
+            return _hallucination(turn, step)
+    return _next_call(turn, step, values)
+
+
+def _tool_maps(
+    tools: list[dict[str, Any]] | None,
+) -> tuple[dict[str, ToolSemantics], dict[str, Any], dict[str, tuple[str, ...]]]:
+    semantics, schemas, required = {}, {}, {}
+    for tool in tools or ():
+        fn = tool.get("function") or tool
+        params = fn.get("parameters") or {}
+        semantics[fn["name"]] = infer_semantics(fn["name"], fn.get("description", ""), params)
+        schemas[fn["name"]] = params.get("properties") or {}
+        required[fn["name"]] = tuple(params.get("required") or ())
+    return semantics, schemas, required
+
+
+@offline_role(ROLE)
+def offline_agent(request: ChatRequest) -> ChatResponse:
+    """The next assistant move: one tool call, a question, a refusal or the final answer."""
+    ctx = request.context
+    task, seed = ctx["task"], int(ctx.get("seed", 0))
+    semantics, schemas, required = _tool_maps(request.tools)
+    turn = Turn(
+        task,
+        semantics,
+        schemas,
+        read_history(request.messages, semantics),
+        draw_flaws(task, seed, ctx.get("imperfections") or {}, semantics, required),
+        f"{task.get('task_id')}:{seed}",
+    )
+    reply = next_move(turn)
+    reply.usage.prompt_tokens = sum(
+        len(str(m.get("content") or "").split()) for m in request.messages
+    )
+    return reply

@@ -1,0 +1,87 @@
+"""The environment interface shared by synthesis (episodes) and RL (rollouts).
+
+An environment executes the agent's tool calls against a state. The state is plain JSON:
+``{collection: {resource_id: {field: value, ...}}}`` (e.g. ``{"orders": {"ORD-1": {...}}}``);
+a task's ``initial_state`` is in this form and so is every ``snapshot()``, which is what rubric
+predicates are checked against. Environments plug in through a registry: ``simulated`` (the
+world model, any tool spec), and real-execution ones (``sqlite``, ``filesystem``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kimi_pipeline.records import ToolCall, ToolSpec
+
+
+class FaultConfig(BaseModel):
+    """Controlled randomness of tool results (rates per call, drawn from the episode seed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    transient_error_rate: float = Field(
+        0.05, ge=0, le=1, description="Retryable failure (HTTP 503 / timeout-like) instead of a result."
+    )
+    partial_result_rate: float = Field(
+        0.05, ge=0, le=1, description="A list result cut short and flagged as partial."
+    )
+    empty_result_rate: float = Field(
+        0.03, ge=0, le=1, description="A list / search result that comes back empty."
+    )
+    edge_case_rate: float = Field(
+        0.05, ge=0, le=1,
+        description="Valid but unusual results: boundary values, unicode names, missing optional fields.",
+    )
+
+
+@dataclass
+class StepResult:
+    """What one tool call returned."""
+
+    content: str  # JSON text the agent reads as the tool message
+    ok: bool  # False for any error result (validation, not found, injected fault …)
+    error: str | None = None  # error kind: invalid_arguments, not_found, unknown_tool, transient …
+    fault: str | None = None  # name of the injected fault, if one was injected
+
+
+class Environment(Protocol):
+    kind: str
+
+    def reset(self, tools: list[ToolSpec], initial_state: dict[str, Any], seed: int,
+              scripted_faults: list[dict[str, Any]] | None = None) -> None: ...
+
+    def step(self, call: ToolCall) -> StepResult: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+_ENVIRONMENTS: dict[str, Callable[[FaultConfig], Environment]] = {}
+
+# where each environment is defined: imported on first use, so worker processes need no setup
+ENVIRONMENT_MODULES = {
+    "simulated": "kimi_pipeline.envs.world",
+    "sqlite": "kimi_pipeline.envs.sqlite_env",
+    "filesystem": "kimi_pipeline.envs.filesystem_env",
+}
+
+
+def register_environment(kind: str):
+    def wrap(factory):
+        _ENVIRONMENTS[kind] = factory
+        return factory
+
+    return wrap
+
+
+def make_environment(kind: str, faults: FaultConfig | None = None) -> Environment:
+    if kind not in _ENVIRONMENTS and kind in ENVIRONMENT_MODULES:
+        importlib.import_module(ENVIRONMENT_MODULES[kind])
+    if kind not in _ENVIRONMENTS:
+        raise ValueError(f"unknown environment {kind!r}; known: {sorted(_ENVIRONMENTS)}")
+    return _ENVIRONMENTS[kind](faults or FaultConfig())

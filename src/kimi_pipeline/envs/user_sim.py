@@ -1,0 +1,595 @@
+"""The user simulator: the human side of a synthesised tool-use dialogue.
+
+K2's trajectories are dialogues between a tool-using agent and *users with distinct
+communication styles*. A persona changes how things are said, never what is true: every
+persona wants exactly the task's ``request``, gives the values of ``task.hidden_info`` only
+when the agent asks for them (always the same values), says it does not know anything else,
+and ends the dialogue when the agent has answered (``satisfied``), failed (``agent_gave_up``),
+rightly refused an unsupported request (``satisfied_with_refusal``), tried its patience
+(``user_gave_up``) or run out of turns (``max_turns``).
+
+Each turn goes through the LLM protocol: a ``user_simulator`` request whose messages are a
+real role-play prompt (persona, goal, private details, the ``###STOP###`` convention) plus the
+visible dialogue seen from the user's side, and whose context holds the same facts as
+structure. An LLM backend plays the user from the messages; the offline program below plays
+it from the context, deterministically from the seed and the turn index. Both replies are
+parsed the same way. The offline path is hot (tens of thousands of turns per run), so all
+patterns are compiled once and a turn is a few regex searches.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Callable
+
+from kimi_pipeline.envs.semantics import split_words
+from kimi_pipeline.llm.base import ChatBackend, ChatRequest, ChatResponse, Usage
+from kimi_pipeline.llm.offline import offline_role
+from kimi_pipeline.records import Message, Task
+
+ROLE = "user_simulator"
+STOP = "###STOP###"
+END_REASONS = ("satisfied_with_refusal", "satisfied", "agent_gave_up", "user_gave_up", "max_turns")
+MAX_QUESTION_STREAK = 2  # the impatient user leaves when the agent asks more questions in a row
+
+
+# -------------------------------------------------------------------------------------- personas
+
+
+@dataclass(frozen=True)
+class Persona:
+    """A communication style: how the user writes, never what the user wants."""
+
+    name: str
+    style: str  # one line on the writing style, read by the role-play prompt
+    description: str  # behaviour over the dialogue, read by the role-play prompt
+
+
+PERSONAS: dict[str, Persona] = {
+    p.name: p
+    for p in (
+        Persona("terse", "Very short messages, no greetings, no pleasantries, lower case.",
+                "Answers exactly what is asked in as few words as possible."),
+        Persona("verbose", "Long, friendly messages with background and apologies.",
+                "Explains the situation at length; gives private details only when asked."),
+        Persona("vague", "Hesitant, imprecise wording; leaves out ids, numbers and names.",
+                "Withholds the specifics of the request until the agent asks for them."),
+        Persona("impatient", "Short, pushy messages demanding speed.",
+                "Pushes the agent to hurry; gives up if the agent asks more than two "
+                "questions in a row."),
+        Persona("non_native", "Simple grammar, dropped articles, occasional word-order errors; "
+                "ids, names and numbers are always written exactly.",
+                "Cooperative and polite, answers questions plainly."),
+        Persona("changes_mind", "Casual and a little indecisive.",
+                "First asks for a variant of the goal, then in the second message corrects "
+                "it to the real goal and sticks to it."),
+        Persona("polite_formal", "Formal, courteous register, complete sentences.",
+                "Thanks the agent, answers precisely and formally."),
+        Persona("expert", "Technical jargon (endpoints, params, idempotency), no hand-holding.",
+                "When asked for any detail, gives all private details at once as name=value."),
+    )
+}
+_PERSONA_NAMES = tuple(PERSONAS)
+
+
+def pick_persona(rng: random.Random) -> str:
+    """A persona name drawn uniformly with the caller's seeded generator."""
+    return rng.choice(_PERSONA_NAMES)
+
+
+# ----------------------------------------------------------------------------------- phrasings
+# persona -> kind of line -> variants; {request} is the persona-shaped request, {full} the
+# request as written, {variant} the changed-mind opening, {facts} the answered details.
+
+_DEFAULT_LINES: dict[str, tuple[str, ...]] = {"restate": ("To be clear: {request}",)}
+
+_LINES: dict[str, dict[str, tuple[str, ...]]] = {
+    "terse": {
+        "open": ("{request}", "{request} pls", "{request}, thx"),
+        "answer": ("{facts}.", "{facts}"),
+        "unknown": ("don't know.", "no idea. doesn't matter.", "n/a"),
+        "confirm": ("yes.", "yep, go.", "ok"),
+        "nudge": ("and?", "ok, go.", "so?"),
+        "restate": ("{request}.", "like i said: {request}"),
+    },
+    "verbose": {
+        "open": (
+            "Hi there! I hope you're having a good day. So, here's my situation, and sorry in "
+            "advance for the long message: {request} I've been meaning to sort this out for a "
+            "while now and it has honestly been on my mind all week, so any help is really "
+            "appreciated!",
+            "Hello! Thanks so much for being here. I'll try to explain everything properly. "
+            "{request} I know it might seem like a small thing, but it matters a lot to me, so "
+            "please take your time and let me know how it goes.",
+        ),
+        "answer": (
+            "Oh, of course, I should have mentioned that earlier: {facts}. Sorry about that! "
+            "I hope that's everything you need from me.",
+            "Sure thing! So, {facts}. I double-checked it just now to be safe.",
+        ),
+        "unknown": (
+            "Hmm, honestly I'm not sure about that one; I don't think I have that information. "
+            "Does it matter much? Please just use whatever makes the most sense.",
+            "Oh, that's a good question, but I really don't know. I don't think it matters "
+            "for what I need, to be honest.",
+        ),
+        "confirm": (
+            "Yes, absolutely, please go ahead! Thank you so much for checking with me first.",
+            "Yes, that sounds exactly right. Please go ahead with it.",
+        ),
+        "nudge": (
+            "Okay, thank you! Please go ahead, and let me know once it's all sorted out.",
+            "Alright, that sounds good. Take your time, just tell me when it's done.",
+        ),
+        "restate": ("Sorry if I wasn't clear! To put it another way: {request} Does that help?",),
+    },
+    "vague": {
+        "open": (
+            "hey, um, so I need some help with something... {request} you know what I mean?",
+            "hi. it's about... {request} something like that.",
+            "so, uh, {request} can you sort that out?",
+        ),
+        "answer": ("oh, um, I think {facts}.", "uh, {facts}, I guess."),
+        "unknown": ("dunno, whatever works.", "hm, not sure. doesn't really matter."),
+        "confirm": ("yeah, sure, I guess.", "um, yes."),
+        "nudge": ("ok... so is it done?", "mm, ok."),
+        "restate": ("oh, right, sorry, I mean: {full}", "ah, yeah, specifically: {full}"),
+    },
+    "impatient": {
+        "open": (
+            "{request} Quickly, please, I don't have all day.",
+            "I need this done now: {request} Hurry up.",
+            "{request} And be fast, this is urgent.",
+        ),
+        "answer": ("Fine: {facts}. Now get on with it.", "It's {facts}. Can we move on?"),
+        "unknown": ("I don't know and it doesn't matter. Just do it.",
+                    "No idea, irrelevant. Hurry up."),
+        "confirm": ("Yes! Go already.", "Yes, obviously. Do it."),
+        "nudge": ("Well? Is it done yet?", "Come on, what's taking so long?"),
+        "restate": ("I already told you: {request}",),
+    },
+    "non_native": {
+        "open": (
+            "Hello. Please you help me with this: {request} Thank you very much.",
+            "Hi, I am need help. {request} Is possible?",
+            "Good day. {request} This you can do for me?",
+        ),
+        "answer": ("Ah, sorry, I forget to say: {facts}.",
+                   "Yes. For you the information: {facts}."),
+        "unknown": ("This I do not know. Is not important, I think.",
+                    "I am not knowing this. Is no matter."),
+        "confirm": ("Yes, please do this.", "Yes, is correct. Go ahead please."),
+        "nudge": ("Okay. Please you continue.", "Is finish now?"),
+        "restate": ("Sorry, my English not so good. I want: {request}",),
+    },
+    "changes_mind": {
+        "open": ("{variant}", "Hi! {variant}", "Hey. {variant}"),
+        "correct": (
+            "Actually, wait, I changed my mind. What I really need is this: {request}",
+            "Hmm, no, sorry, scratch that. Here's what I actually want: {request}",
+        ),
+        "answer": ("Oh, {facts}. That part I'm sure about.", "Right: {facts}. Yes, that I know."),
+        "unknown": ("Hmm, I don't know... it doesn't matter, I guess.",
+                    "Not sure. Whatever, it doesn't matter."),
+        "confirm": ("Yes, go ahead. That's final.", "Yes, do that."),
+        "nudge": ("Okay, go ahead.", "Alright, let's do it."),
+    },
+    "polite_formal": {
+        "open": (
+            "Good afternoon. I would be most grateful for your assistance with the following "
+            "matter. {request} Thank you kindly for your help.",
+            "Dear assistant, I hope this message finds you well. {request} I appreciate your "
+            "time.",
+        ),
+        "answer": ("Certainly: {facts}. Please let me know should you require anything further.",
+                   "Of course: {facts}. Thank you for asking."),
+        "unknown": ("I am afraid I do not have that information. Please proceed as you see fit; "
+                    "it does not matter to me.",
+                    "My apologies, I do not know. I trust it is not essential."),
+        "confirm": ("Yes, please proceed. Thank you.", "That is correct; kindly go ahead."),
+        "nudge": ("Thank you. Please do proceed, and inform me once it is complete.",
+                  "Very well. I shall await the outcome."),
+        "restate": ("Allow me to clarify: {request}",),
+    },
+    "expert": {
+        "open": (
+            "{request} Just hit the relevant endpoint, no hand-holding needed.",
+            "Quick one, via the API: {request} Idempotent retries are fine if the service flakes.",
+            "{request} Chain the calls as needed, skip the preamble.",
+        ),
+        "answer": ("Params: {facts}.", "Full spec: {facts}. That's everything."),
+        "unknown": ("N/A, not a required param. Use the default.",
+                    "Don't have that; leave it unset."),
+        "confirm": ("Affirmative, execute.", "Yes, commit it."),
+        "nudge": ("ACK. Proceed.", "Go ahead, ping me with the result."),
+        "restate": ("To be precise: {request}",),
+    },
+}
+
+# persona -> (format of one detail, separator between details)
+_FACT_FORMAT: dict[str, tuple[str, str]] = {
+    "terse": ("{label}: {value}", ", "),
+    "impatient": ("{label} {value}", ", "),
+    "non_native": ("{label} is {value}", ", "),
+    "expert": ("{name}={value}", ", "),
+}
+_DEFAULT_FACT_FORMAT = ("the {label} is {value}", " and ")
+
+
+# ------------------------------------------------------------------------- shaping the request
+
+_QUOTED = re.compile(r"(\"[^\"]*\"|'[^' ][^']*')")
+_ID_OR_NUMBER = re.compile(r"\"[^\"]*\"|\S+@\S+\.\w+|\b[\w.-]*\d[\w.-]*\b")
+_BARE_NUMBER = re.compile(r"(?<![\w.-])(\d+)(?![\w-]|\.\d)")
+_PLEASANTRIES = re.compile(
+    r"^(?:(?:hi|hello|hey)[,!.]?\s+)?(?:(?:could|can|would) you (?:please )?|please,? |"
+    r"i(?:'d| would) like (?:you )?to |i (?:want|need) (?:you )?to )*", re.I)
+_PLEASE = re.compile(r",?\s*\bplease\b,?", re.I)
+_ARTICLES = re.compile(r"(?:^(?:The|An?) |\b(?:the|an?) )")
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text[-1:] in ".!?" else text + "."
+
+
+def _lower_first(text: str) -> str:
+    first = text.split(" ", 1)[0]
+    return text[:1].lower() + text[1:] if first.isalpha() and first[1:].islower() else text
+
+
+def _terse(request: str) -> str:
+    text = _PLEASE.sub("", _PLEASANTRIES.sub("", request.strip()))
+    return _lower_first(text.strip().rstrip(".!"))
+
+
+def _outside_quotes(transform: Callable[[str], str], text: str) -> str:
+    parts = _QUOTED.split(text)  # odd indices are quoted spans, kept verbatim
+    return "".join(p if i % 2 else transform(p) for i, p in enumerate(parts))
+
+
+def _non_native(request: str) -> str:
+    return _sentence(_outside_quotes(lambda s: _ARTICLES.sub("", s), request))
+
+
+def _mask(match: re.Match) -> str:
+    return "some" if match.group(0).isdigit() else "that one"
+
+
+def _vague(request: str) -> str:
+    return _lower_first(_sentence(_ID_OR_NUMBER.sub(_mask, request)))
+
+
+_SHAPES: dict[str, Callable[[str], str]] = {"terse": _terse, "non_native": _non_native,
+                                            "vague": _vague}
+
+
+@lru_cache(maxsize=65536)
+def shaped_request(persona: str, request: str) -> str:
+    """The request as this persona words it (ids and values kept, except the vague persona's)."""
+    return _SHAPES.get(persona, _sentence)(request)
+
+
+@lru_cache(maxsize=65536)
+def variant_request(request: str) -> str:
+    """What the changes-mind persona first asks for: a number changed, or a looser ask."""
+    match = _BARE_NUMBER.search(request)
+    if match:
+        bumped = str(int(match.group(1)) + 1)
+        return _sentence(request[: match.start()] + bumped + request[match.end():])
+    return f"Before anything else, what could you do about this: {_vague(request)}"
+
+
+# ----------------------------------------------------------------- reading the agent's message
+
+_COURTESY = re.compile(
+    r"(?:is there )?anything else[^?.!]*[?.!]?"
+    r"|(?:let me know|feel free)[^.?!]*\b(?:else|questions?|further)\b[^.?!]*[.?!]?"
+    r"|(?:can|may) i help (?:you )?with anything[^?]*\?"
+    r"|hope (?:this|that) helps[.!]?", re.I)
+_ASK = re.compile(
+    r"\?|\bplease (?:provide|tell|share|confirm|specify|send|give)\b"
+    r"|\bcould you (?:provide|tell|share|confirm|specify|give)\b"
+    r"|\bi(?:'ll| will)? need (?:your|the|to know)\b"
+    r"|\blet me know (?:your|the|which|what|how|when|where)\b", re.I)
+_REFUSE = re.compile(
+    r"\b(?:i|we) (?:can(?:no|['’])t|cannot|am unable|['’]m unable|am not able|['’]m not able"
+    r"|do not have|don['’]t have)\b|\bunable to\b|\bnot (?:possible|supported|able to)\b"
+    r"|\bno (?:tool|way|capability|function)\b|\boutside (?:of )?(?:my|the) (?:scope|capabilit)"
+    r"|\bgiv(?:e|ing) up\b", re.I)
+_RESULT = re.compile(
+    r"\b(?:done|completed?|success(?:ful(?:ly)?)?|here (?:is|are)|has been|have been|is now|"
+    r"are now|found|results?|updated|created|cancell?ed|deleted|removed|scheduled|booked|sent|"
+    r"placed|confirmed|processed|added|total|returned)\b|\b[\w.-]*\d[\w.-]*\b", re.I)
+_PROGRESS = re.compile(
+    r"^\s*(?:ok(?:ay)?[,.!]?\s*)?(?:let me|i(?:['’]ll| will| am going to|['’]m going to)|"
+    r"one moment|just a moment|working on|checking|give me)", re.I)
+_CONFIRM = re.compile(
+    r"\b(?:shall i|should i|do you want|would you like|can i proceed|may i proceed|"
+    r"confirm|go ahead|proceed)\b", re.I)
+_CLARIFY = re.compile(
+    r"\b(?:more (?:details?|specific|information|info|context)|be more specific|what exactly|"
+    r"clarify|elaborate|what do you mean|which one|which (?:item|resource|record))\b", re.I)
+
+
+_WORD = re.compile(r"[a-z]{4,}")
+_COMMON = set("what which when where your this that with from have will would could should "
+              "please there their about does need want".split())
+
+
+@lru_cache(maxsize=65536)
+def request_words(request: str) -> frozenset[str]:
+    """Content words of the request: a question using one is about the request itself."""
+    return frozenset(_WORD.findall(request.lower())) - _COMMON
+
+
+def _about_request(text: str, request: str) -> bool:
+    words = request_words(request)
+    return any(w in words for w in _WORD.findall(text.lower()))
+
+
+def _plain(text: str) -> str:
+    return _COURTESY.sub("", text)
+
+
+def _asks(text: str) -> bool:
+    return bool(_ASK.search(_plain(text)))
+
+
+# ------------------------------------------------------------------- which detail is asked for
+
+_GENERIC = {"id", "ids", "no", "num", "number", "code", "key", "value", "type", "name", "new"}
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "quantity": ("how many", "number of", "amount", "qty", "units"),
+    "count": ("how many", "number of"),
+    "amount": ("how much", "sum", "total"),
+    "price": ("how much", "cost"),
+    "date": ("when", "which day", "what day"),
+    "time": ("when", "what time"),
+    "email": ("e-mail", "mail"),
+    "phone": ("telephone", "mobile"),
+    "address": ("where", "location"),
+    "location": ("where", "place"),
+    "city": ("where", "which city"),
+    "reason": ("why",),
+    "name": ("called",),
+    "id": ("identifier", "number", "reference"),
+    "symbol": ("ticker",),
+    "ticker": ("symbol",),
+    "duration": ("how long",),
+    "size": ("how big",),
+    "currency": ("which currency",),
+}
+
+
+@lru_cache(maxsize=65536)
+def field_pattern(name: str) -> re.Pattern:
+    """Words an agent would use to ask for the field ``name`` (account_id → 'account', …)."""
+    words = split_words(name)
+    keys = [w for w in words if w not in _GENERIC] or words
+    terms = {" ".join(words), *keys, *(w + "s" for w in keys)}
+    terms.update(s for w in keys for s in _SYNONYMS.get(w, ()))
+    alternatives = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
+    return re.compile(rf"\b(?:{alternatives})\b", re.I)
+
+
+def asked_fields(text: str, hidden: dict[str, Any]) -> list[str]:
+    return [name for name in hidden if field_pattern(name).search(text)]
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_value(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def facts(persona: str, names: list[str], hidden: dict[str, Any]) -> str:
+    fmt, sep = _FACT_FORMAT.get(persona, _DEFAULT_FACT_FORMAT)
+    return sep.join(
+        fmt.format(name=n, label=" ".join(split_words(n)), value=_value(hidden[n])) for n in names)
+
+
+# ------------------------------------------------------------------------- the offline program
+
+
+@dataclass
+class _Turn:
+    """What the offline user knows when it writes one message."""
+
+    persona: str
+    request: str
+    hidden: dict[str, Any]
+    refusal_ok: bool
+    turn: int
+    rng: random.Random
+    dialogue: list[dict[str, Any]]
+
+    def say(self, kind: str, **values: str) -> str:
+        lines = _LINES[self.persona].get(kind) or _DEFAULT_LINES[kind]
+        return self.rng.choice(lines).format(
+            request=shaped_request(self.persona, self.request), full=_sentence(self.request),
+            **values)
+
+    @property
+    def last_agent(self) -> str:
+        return next((m["content"] for m in reversed(self.dialogue) if m["role"] == "assistant"), "")
+
+    def question_streak(self) -> int:
+        streak = 0
+        for message in reversed(self.dialogue):
+            if message["role"] != "assistant":
+                continue
+            if not _asks(message["content"]):
+                break
+            streak += 1
+        return streak
+
+    def request_said(self) -> bool:
+        return any(m["role"] == "user" and self.request in m["content"] for m in self.dialogue)
+
+
+def _stop(reason: str) -> str:
+    return f"{STOP} {reason}"
+
+
+def _opening(t: _Turn) -> str:
+    return t.say("open", variant=variant_request(t.request))
+
+
+def _answer(t: _Turn, text: str) -> str:
+    names = asked_fields(text, t.hidden)
+    if names:
+        shown = list(t.hidden) if t.persona == "expert" else names
+        return t.say("answer", facts=facts(t.persona, shown, t.hidden))
+    if t.persona == "vague" and not t.request_said() and (
+            _CLARIFY.search(text) or _about_request(text, t.request)):
+        return t.say("restate")
+    if _CLARIFY.search(text):
+        return t.say("restate")
+    if _CONFIRM.search(text):
+        return t.say("confirm")
+    return t.say("unknown")
+
+
+def _correction(t: _Turn, text: str) -> str:
+    names = asked_fields(text, t.hidden) if _asks(text) else []
+    extra = " " + t.say("answer", facts=facts(t.persona, names, t.hidden)) if names else ""
+    return t.say("correct") + extra
+
+
+def _reply(t: _Turn) -> str:
+    if t.turn == 0:
+        return _opening(t)
+    if t.persona == "changes_mind" and t.turn == 1:
+        return _correction(t, t.last_agent)
+    text = _plain(t.last_agent)
+    asks = bool(_ASK.search(text))
+    if _REFUSE.search(text) and (t.refusal_ok or not asks):
+        return _stop("satisfied_with_refusal" if t.refusal_ok else "agent_gave_up")
+    if asks:
+        if t.persona == "impatient" and t.question_streak() > MAX_QUESTION_STREAK:
+            return _stop("user_gave_up")
+        return _answer(t, text)
+    if _RESULT.search(text) and not _PROGRESS.match(text):
+        return _stop("satisfied")
+    return t.say("nudge")
+
+
+@offline_role(ROLE)
+def offline_user(request: ChatRequest) -> str:
+    """The deterministic user: one message, or ``###STOP### <reason>``, from the context."""
+    ctx = request.context
+    return _reply(_Turn(
+        persona=ctx["persona"], request=ctx["request"], hidden=ctx["hidden_info"],
+        refusal_ok=ctx["kind"] == "unsupported" or ctx["expected_outcome"] == "refuse_unsupported",
+        turn=ctx["turn"], rng=random.Random(ctx["seed"] * 1_000_003 + ctx["turn"]),
+        dialogue=ctx["dialogue"]))
+
+
+# --------------------------------------------------------------------------- the prompt (LLM)
+
+
+def system_prompt(persona: Persona, task: Task) -> str:
+    """The role-play prompt an LLM reads to play this user for this task."""
+    details = "; ".join(f"{k} = {_value(v)}" for k, v in task.hidden_info.items()) or "none"
+    refusal = (" The assistant may be unable to do this; a clear refusal is an acceptable outcome."
+               if task.kind == "unsupported" else "")
+    return (
+        "You are role-playing a human user chatting with an AI assistant that can use tools. "
+        "Stay in character and never mention that you are simulated.\n"
+        f"Persona: {persona.name}. Style: {persona.style} Behaviour: {persona.description}\n"
+        f"Your goal: {task.request}{refusal}\n"
+        f"Private details (give each only when the assistant asks for it, always with exactly "
+        f"this value): {details}.\n"
+        "If the assistant asks for anything else, say you don't know or that it doesn't matter, "
+        "in your style. Never invent ids or values.\n"
+        "Write only your next message as the user. When the dialogue should end, write "
+        f"{STOP} followed by one reason: 'satisfied' (the assistant completed your goal), "
+        "'satisfied_with_refusal' (it clearly refused a request it cannot serve), "
+        "'agent_gave_up' (it said it cannot do it or gave up) or 'user_gave_up' (you lost "
+        "patience)."
+    )
+
+
+_START = {"role": "user", "content": "(The assistant is ready. Write your first message.)"}
+_FLIP = {"assistant": "user", "user": "assistant"}  # the simulated user speaks as 'assistant'
+_REASON = re.compile("|".join(END_REASONS))
+
+
+def parse_reply(text: str | None) -> tuple[str | None, bool, str | None]:
+    """(content, done, end_reason) from a user-simulator reply, offline or LLM alike."""
+    text = (text or "").strip()
+    if STOP not in text:
+        return text, False, None
+    before, _, after = text.partition(STOP)
+    reason = _REASON.search(after)
+    return before.strip() or None, True, reason.group(0) if reason else "satisfied"
+
+
+# ---------------------------------------------------------------------------------- simulator
+
+
+@dataclass
+class UserTurn:
+    """One user message, or the end of the dialogue and why."""
+
+    content: str | None
+    done: bool
+    end_reason: str | None
+    usage: Usage = field(default_factory=Usage, compare=False)
+    latency_s: float = field(default=0.0, compare=False)
+    error: str | None = None
+
+
+def visible_dialogue(messages: list[Message]) -> list[dict[str, str]]:
+    """What a human user sees: the user and assistant texts, no system prompt or tool traffic."""
+    return [{"role": m.role, "content": m.content} for m in messages
+            if m.role in _FLIP and m.content]
+
+
+class UserSimulator:
+    """Plays one persona through one task, one turn per call, through any chat backend."""
+
+    def __init__(self, backend: ChatBackend, task: Task, persona: str, seed: int,
+                 max_turns: int = 8):
+        if persona not in PERSONAS:
+            raise ValueError(f"unknown persona {persona!r}; known: {sorted(PERSONAS)}")
+        self.backend, self.task, self.persona = backend, task, persona
+        self.seed, self.max_turns, self.turn = seed, max_turns, 0
+        self.last_response: ChatResponse | None = None
+        self._system = {"role": "system", "content": system_prompt(PERSONAS[persona], task)}
+        self._context = {
+            "persona": persona, "request": task.request, "hidden_info": task.hidden_info,
+            "kind": task.kind, "expected_outcome": task.rubric.expected_outcome, "seed": seed,
+        }
+
+    async def opening(self) -> UserTurn:
+        self.turn = 0
+        return await self._ask([])
+
+    async def respond(self, messages: list[Message]) -> UserTurn:
+        self.turn += 1
+        reply = await self._ask(visible_dialogue(messages))
+        if not reply.done and self.turn >= self.max_turns:
+            return UserTurn(None, True, "max_turns", reply.usage, reply.latency_s)
+        return reply
+
+    async def _ask(self, dialogue: list[dict[str, str]]) -> UserTurn:
+        flipped = [{"role": _FLIP[m["role"]], "content": m["content"]} for m in dialogue]
+        response = await self.backend.acomplete(ChatRequest(
+            role=ROLE, messages=[self._system, _START, *flipped], seed=self.seed,
+            context={**self._context, "turn": self.turn, "dialogue": dialogue}))
+        self.last_response = response
+        if response.error:
+            return UserTurn(None, True, "simulator_error", response.usage, response.latency_s,
+                            response.error)
+        content, done, reason = parse_reply(response.content)
+        return UserTurn(content, done, reason, response.usage, response.latency_s)

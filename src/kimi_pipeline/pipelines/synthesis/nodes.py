@@ -1,0 +1,76 @@
+"""Thin nodes of the synthesis stage: catalog data in, library call, catalog data out."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from tqdm.auto import tqdm
+
+from kimi_pipeline.agents import report
+from kimi_pipeline.agents.synthesis import (
+    SynthesisConfig,
+    build_agents,
+    build_tasks,
+    quarantine_unplayable,
+    tool_lookup,
+)
+from kimi_pipeline.envs.rollout import fingerprint, plan_work, run_shards
+from kimi_pipeline.records import Agent, QuarantineRecord, Task, ToolSpec, from_frame, to_frame
+
+
+def synthesize_agents(tool_repository: pl.DataFrame, params: dict[str, Any]):
+    config = SynthesisConfig.model_validate(params)
+    tools, unreadable = from_frame(tool_repository, ToolSpec, stage="synthesis")
+    agents, rejected = build_agents(tools, config)
+    return to_frame(agents, Agent), to_frame(unreadable + rejected, QuarantineRecord)
+
+
+def write_tasks(agents: pl.DataFrame, tool_repository: pl.DataFrame, params: dict[str, Any]):
+    config = SynthesisConfig.model_validate(params)
+    tools, _ = from_frame(tool_repository, ToolSpec, stage="synthesis")
+    agent_records, _ = from_frame(agents, Agent, stage="synthesis")
+    tasks, rejected = build_tasks(agent_records, tools, config)
+    return to_frame(tasks, Task), to_frame(rejected, QuarantineRecord)
+
+
+def run_episodes(
+    agents: pl.DataFrame, tasks: pl.DataFrame, tool_repository: pl.DataFrame, params: dict[str, Any]
+):
+    """Play every task in checkpointed shards; hand the shard files to the catalog lazily."""
+    config = SynthesisConfig.model_validate(params)
+    start = time.perf_counter()
+    tools, _ = from_frame(tool_repository, ToolSpec, stage="synthesis")
+    agent_index = {a.agent_id: a for a in from_frame(agents, Agent, stage="synthesis")[0]}
+    task_records, unreadable = from_frame(tasks, Task, stage="synthesis")
+    unplayable = quarantine_unplayable(task_records, agent_index)
+    playable = [t for t in task_records if t.agent_id in agent_index]
+    items = plan_work(agent_index, playable, tool_lookup(tools), config.rollout.seed)
+    run_id = fingerprint(items, config.episode, config.rollout, config.agent_backend, config.user_backend)
+    with tqdm(total=len(items), desc="episodes", unit="ep", smoothing=0.1) as bar:
+        paths = run_shards(items, Path(config.checkpoint_dir) / run_id, config.rollout,
+                           config.episode, config.agent_backend, config.user_backend, bar.update)
+    shards = {p.stem: partial(pl.read_parquet, p) for p in paths}
+    stats = {"episodes": len(items), "shards": len(paths), "checkpoint": run_id,
+             "seconds": round(time.perf_counter() - start, 3)}
+    return shards, to_frame(unreadable + unplayable, QuarantineRecord), stats
+
+
+def collect_quarantine(*frames: pl.DataFrame) -> pl.DataFrame:
+    return pl.concat(frames, how="vertical")
+
+
+def report_synthesis(
+    trajectories: pl.LazyFrame, agents: pl.DataFrame, tasks: pl.DataFrame,
+    synthesis_quarantine: pl.DataFrame, episode_stats: dict[str, Any], params: dict[str, Any],
+):
+    config = SynthesisConfig.model_validate(params)
+    summary = report.summarise(report.trajectory_rows(trajectories))
+    summary.update(agents=agents.height, tasks=tasks.height, quarantined=synthesis_quarantine.height,
+                   tasks_by_kind=dict(tasks.group_by("kind").len().iter_rows()),
+                   seconds={"episodes": episode_stats["seconds"]})
+    sample = trajectories.head(config.sample_size).collect()
+    return summary, report.metrics(summary), sample, report.plots(summary)
