@@ -276,6 +276,24 @@ class Trajectory(Record):
     latency_s: float = Field(0.0, description="Wall time of the episode.")
 
 
+class SftExample(Record):
+    """One training example: a filtered trajectory in the chat format HF templates with tools read."""
+
+    example_id: str = Field(description="Unique id (the trajectory id it came from).")
+    trajectory_id: str = Field(description="Source trajectory.")
+    agent_id: str = Field(description="Agent of the trajectory (train/validation split key).")
+    split: Literal["train", "validation"] = Field(description="Which split the example is in.")
+    messages: list[dict[str, Any]] = Field(
+        description="OpenAI chat messages: system, user, assistant (with 'tool_calls': "
+        "[{'id', 'type': 'function', 'function': {'name', 'arguments': dict}}]) and tool results "
+        "('role': 'tool', 'tool_call_id', 'name', 'content')."
+    )
+    tools: list[dict[str, Any]] = Field(description="Tools offered, OpenAI function format.")
+    judge_score: float = Field(description="Rubric-judge score in [0, 1] the example passed with.")
+    domain: str = Field("", description="Main domain of the agent (for balancing and reports).")
+    persona: str = Field("", description="User-simulator persona of the dialogue.")
+
+
 # ----------------------------------------------------------------------------------------- gym
 
 

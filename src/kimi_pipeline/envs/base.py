@@ -48,6 +48,21 @@ class StepResult:
     fault: str | None = None  # name of the injected fault, if one was injected
 
 
+def environment_tool(
+    kind: str, name: str, description: str, properties: dict[str, Any], required: list[str]
+) -> ToolSpec:
+    """The spec of a real-execution environment's own tool ('env:<kind>/<name>', strict args)."""
+    return ToolSpec(
+        tool_id=f"env:{kind}/{name}",
+        name=name,
+        description=description,
+        parameters={"type": "object", "properties": properties, "required": required,
+                    "additionalProperties": False},
+        source="environment",
+        source_ref=f"environment:{kind}",
+    )
+
+
 class Environment(Protocol):
     kind: str
 

@@ -26,7 +26,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from kimi_pipeline.envs.base import FaultConfig, StepResult, register_environment
+from kimi_pipeline.envs.base import FaultConfig, StepResult, environment_tool, register_environment
 from kimi_pipeline.envs.world import CompiledTool, ToolEnvironment, error_result, ok_result
 from kimi_pipeline.records import ExpectedCall, Rubric, StatePredicate, Task, ToolSpec
 
@@ -45,21 +45,7 @@ _CONTENT = {"type": "string", "maxLength": WRITE_CAP, "description": "Text to wr
 
 
 def _tool(name: str, description: str, properties: dict[str, Any], required: list[str]) -> ToolSpec:
-    return ToolSpec(
-        tool_id=f"env:filesystem/{name}",
-        name=name,
-        description=description,
-        parameters={
-            "type": "object",
-            "properties": properties,
-            "required": required,
-            "additionalProperties": False,
-        },
-        source="environment",
-        source_ref="kimi_pipeline.envs.filesystem_env",
-        category="software applications",
-        domain="file management",
-    )
+    return environment_tool("filesystem", name, description, properties, required)
 
 
 TOOLS: list[ToolSpec] = [

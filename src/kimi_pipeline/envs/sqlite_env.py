@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kimi_pipeline.envs.base import FaultConfig, StepResult, register_environment
+from kimi_pipeline.envs.base import FaultConfig, StepResult, environment_tool, register_environment
 from kimi_pipeline.envs.world import CompiledTool, ToolEnvironment, error_result, ok_result
 from kimi_pipeline.records import ExpectedCall, Rubric, StatePredicate, Task, ToolSpec
 
@@ -53,21 +53,7 @@ _SQL = {
 
 
 def _tool(name: str, description: str, properties: dict[str, Any], required: list[str]) -> ToolSpec:
-    return ToolSpec(
-        tool_id=f"env:sqlite/{name}",
-        name=name,
-        description=description,
-        parameters={
-            "type": "object",
-            "properties": properties,
-            "required": required,
-            "additionalProperties": False,
-        },
-        source="environment",
-        source_ref="kimi_pipeline.envs.sqlite_env",
-        category="software applications",
-        domain="databases",
-    )
+    return environment_tool("sqlite", name, description, properties, required)
 
 
 TOOLS: list[ToolSpec] = [
