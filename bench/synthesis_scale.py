@@ -11,21 +11,42 @@ episodes/s, and the peak resident memory of the main process and of the busiest 
 from __future__ import annotations
 
 import argparse
+import gc
 import resource
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import psutil
+
 from kimi_pipeline.agents.synthesis import SynthesisConfig, build_agents, build_tasks, tool_lookup
-from kimi_pipeline.envs.rollout import plan_work, run_shards
+from kimi_pipeline.envs.rollout import run_shards
 from kimi_pipeline.llm import make_backend
+from kimi_pipeline.records import Task, to_frame
 from kimi_pipeline.tools.config import EvolveConfig, NormaliseConfig
 from kimi_pipeline.tools.evolve import evolve_synthetic_tools
 from kimi_pipeline.tools.repository import tools_from_evolution
 
 
-def peak_mib(who: int) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024
+class PeakMemory(threading.Thread):
+    """Polls the resident memory of this process and of its workers (MiB)."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.main = self.worker = 0.0
+        self.running = True
+
+    def run(self):
+        me = psutil.Process()
+        while self.running:
+            self.main = max(self.main, me.memory_info().rss / 2**20)
+            for child in me.children(recursive=True):
+                try:
+                    self.worker = max(self.worker, child.memory_info().rss / 2**20)
+                except psutil.Error:
+                    pass
+            time.sleep(0.2)
 
 
 def main() -> None:
@@ -47,19 +68,26 @@ def main() -> None:
     })
     agents, _ = build_agents(tools, config)
     tasks, _ = build_tasks(agents, tools, config)
+    frame, n_tasks = to_frame(tasks, Task), len(tasks)
+    del tasks  # the pipeline hands the episode node a frame, as here
+    gc.collect()
     t2 = time.perf_counter()
-    items = plan_work({a.agent_id: a for a in agents}, tasks, tool_lookup(tools), 0)
+    before = psutil.Process().memory_info().rss / 2**20
+    peaks = PeakMemory()
+    peaks.start()
     with tempfile.TemporaryDirectory() as folder:
-        paths = run_shards(items, Path(folder), config.rollout, config.episode,
-                           config.agent_backend, config.user_backend)
+        paths = run_shards(frame, {a.agent_id: a for a in agents}, tool_lookup(tools), Path(folder),
+                           config.rollout, config.episode, config.agent_backend, config.user_backend)
         size = sum(p.stat().st_size for p in paths)
+    peaks.running = False
     t3 = time.perf_counter()
-    print(f"tools {len(tools):,} in {t1 - t0:.1f}s | agents {len(agents):,} + tasks {len(tasks):,} "
-          f"in {t2 - t1:.1f}s")
-    print(f"episodes {len(items):,} in {t3 - t2:.1f}s = {len(items) / (t3 - t2):,.0f}/s "
+    print(f"tools {len(tools):,} in {t1 - t0:.1f}s | agents {len(agents):,} + tasks {n_tasks:,} "
+          f"in {t2 - t1:.1f}s (task frame {frame.estimated_size() / 2**20:.0f} MiB)")
+    print(f"episodes {n_tasks:,} in {t3 - t2:.1f}s = {n_tasks / (t3 - t2):,.0f}/s "
           f"({args.workers} workers); shards {len(paths)} = {size / 2**20:.0f} MiB on disk")
-    print(f"peak RSS: main {peak_mib(resource.RUSAGE_SELF):,.0f} MiB, "
-          f"largest worker {peak_mib(resource.RUSAGE_CHILDREN):,.0f} MiB; total {t3 - t0:.1f}s")
+    print(f"episode phase: main RSS {before:,.0f} -> peak {peaks.main:,.0f} MiB, largest worker "
+          f"{peaks.worker:,.0f} MiB | whole run peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB; "
+          f"total {t3 - t0:.1f}s")
 
 
 if __name__ == "__main__":

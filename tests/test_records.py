@@ -86,3 +86,13 @@ def test_bad_rows_are_quarantined_with_reason_not_dropped():
     good, bad = r.from_frame(broken, r.ToolSpec, stage="tool_repo")
     assert len(good) == 1 and len(bad) == 1
     assert "source" in bad[0].reason and "teleport" in bad[0].original
+
+
+def test_split_valid_keeps_a_frame_and_quarantines_bad_rows_by_position():
+    frame = r.to_frame([EXAMPLES[0]] * 7, r.ToolSpec)
+    broken = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 5).then(pl.lit("{not json")).otherwise(pl.col("parameters"))
+        .alias("parameters")
+    )
+    kept, bad = r.split_valid(broken, r.ToolSpec, stage="test", batch=3)
+    assert kept.height == 6 and [q.source_ref for q in bad] == ["ToolSpec row 5"]

@@ -415,6 +415,23 @@ def from_frame(df, cls: type[R], stage: str) -> tuple[list[R], list[QuarantineRe
     return good, bad
 
 
+def split_valid(df, cls: type[R], stage: str, batch: int = 5000):
+    """Keep ``df`` a compact frame: the rows that validate as ``cls``, plus quarantine records for
+    the others; validated a batch at a time so memory does not grow with the frame."""
+    import polars as pl
+
+    bad: list[QuarantineRecord] = []
+    keep = []
+    for offset in range(0, df.height, batch):
+        _, rejected = from_frame(df.slice(offset, batch), cls, stage)
+        rows = {int(r.source_ref.rsplit(" ", 1)[1]) for r in rejected}
+        keep += [i not in rows for i in range(min(batch, df.height - offset))]
+        for record in rejected:
+            record.source_ref = f"{cls.__name__} row {offset + int(record.source_ref.rsplit(' ', 1)[1])}"
+        bad += rejected
+    return df.filter(pl.Series(keep, dtype=pl.Boolean)) if df.height else df, bad
+
+
 def _one_line(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(

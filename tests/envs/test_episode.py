@@ -15,10 +15,10 @@ from kimi_pipeline.agents.policy import ImperfectionConfig
 from kimi_pipeline.agents.tasks import TaskConfig, write_all_tasks
 from kimi_pipeline.envs.base import FaultConfig
 from kimi_pipeline.envs.episode import EpisodeConfig, run_episode
-from kimi_pipeline.envs.rollout import RolloutConfig, plan_work, run_shards
+from kimi_pipeline.envs.rollout import RolloutConfig, run_shards
 from kimi_pipeline.llm.base import BackendConfig, ChatResponse, make_backend
 from kimi_pipeline.llm.server import ServerThread, create_app
-from kimi_pipeline.records import ToolCall, Trajectory, from_frame
+from kimi_pipeline.records import Task, ToolCall, Trajectory, from_frame, to_frame
 from tests.agents.test_bundles import sample_tools
 
 OFFLINE = BackendConfig()
@@ -104,6 +104,10 @@ def test_bad_tool_calls_are_recorded_not_fatal(world):
     assert trajectory.outcome.finished
 
 
+def tools_for(tools):
+    return lambda agent: [t for t in tools if t.tool_id in agent.tool_ids]
+
+
 def _shard_frames(paths):
     frame = pl.concat([pl.read_parquet(p) for p in paths]).drop("latency_s")
     return frame.sort("trajectory_id")
@@ -111,9 +115,10 @@ def _shard_frames(paths):
 
 def test_killed_run_resumes_to_the_same_trajectories(world, tmp_path):
     tools, agents, tasks = world
-    items = plan_work(agents, tasks, lambda a: [t for t in tools if t.tool_id in a.tool_ids], 0)
+    frame = to_frame(tasks, Task)
     rollout = RolloutConfig(shard_size=5, workers=1)
-    clean = run_shards(items, tmp_path / "clean", rollout, EpisodeConfig(), OFFLINE, OFFLINE)
+    clean = run_shards(frame, agents, tools_for(tools), tmp_path / "clean", rollout,
+                       EpisodeConfig(), OFFLINE, OFFLINE)
 
     # a separate process that is SIGKILLed as soon as its second shard is on disk
     script = textwrap.dedent(f"""
@@ -121,15 +126,16 @@ def test_killed_run_resumes_to_the_same_trajectories(world, tmp_path):
         from pathlib import Path
         from tests.envs.test_episode import build_world, OFFLINE
         from kimi_pipeline.envs.episode import EpisodeConfig
-        from kimi_pipeline.envs.rollout import RolloutConfig, plan_work, run_shards
+        from kimi_pipeline.envs.rollout import RolloutConfig, run_shards
+        from kimi_pipeline.records import Task, to_frame
+        from tests.envs.test_episode import tools_for
         tools, agents, tasks = build_world()
-        items = plan_work(agents, tasks, lambda a: [t for t in tools if t.tool_id in a.tool_ids], 0)
         done = []
         def progress(n):
             done.append(n)
             if len(done) == 3:
                 os.kill(os.getpid(), signal.SIGKILL)
-        run_shards(items, Path({str(tmp_path / "killed")!r}),
+        run_shards(to_frame(tasks, Task), agents, tools_for(tools), Path({str(tmp_path / "killed")!r}),
                    RolloutConfig(shard_size=5, workers=1), EpisodeConfig(), OFFLINE, OFFLINE, progress)
     """)
     killed = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2])
@@ -137,7 +143,10 @@ def test_killed_run_resumes_to_the_same_trajectories(world, tmp_path):
     survivors = sorted((tmp_path / "killed").glob("shard-*.parquet"))
     assert 0 < len(survivors) < len(clean)
 
-    resumed = run_shards(items, tmp_path / "killed", rollout, EpisodeConfig(), OFFLINE, OFFLINE)
+    (tmp_path / "killed" / "shard-00099.parquet.tmp-1").write_bytes(b"half a shard")  # mid-write kill
+    resumed = run_shards(frame, agents, tools_for(tools), tmp_path / "killed", rollout,
+                         EpisodeConfig(), OFFLINE, OFFLINE)
+    assert not list((tmp_path / "killed").glob("*.tmp-*"))
     assert [p.name for p in resumed] == [p.name for p in clean]
     a, b = _shard_frames(clean), _shard_frames(resumed)
     assert a.height == len(tasks) and a["trajectory_id"].n_unique() == a.height

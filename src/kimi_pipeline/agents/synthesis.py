@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from kimi_pipeline.agents.bundles import AgentConfig, sample_agents
@@ -111,11 +112,13 @@ def tool_lookup(tools: list[ToolSpec]) -> Callable[[Agent], list[ToolSpec]]:
     return lambda agent: [index[i] for i in agent.tool_ids if i in index]
 
 
-def quarantine_unplayable(tasks: list[Task], agents: dict[str, Agent]) -> list[QuarantineRecord]:
-    """Tasks whose agent is missing cannot be played: record them instead of failing."""
-    return [
+def split_playable(tasks: pl.DataFrame, agents: dict[str, Agent]):
+    """Tasks whose agent is missing cannot be played: quarantine them instead of failing."""
+    known = pl.col("agent_id").is_in(list(agents))
+    orphans = [
         QuarantineRecord(stage="synthesis", step="episodes", source="catalog",
-                         source_ref=t.task_id, reason=f"agent {t.agent_id!r} not in agents",
-                         original=t.model_dump_json()[:65536])
-        for t in tasks if t.agent_id not in agents
+                         source_ref=row["task_id"], reason=f"agent {row['agent_id']!r} not in agents",
+                         original=str(row)[:65536])
+        for row in tasks.filter(~known).select("task_id", "agent_id").iter_rows(named=True)
     ]
+    return tasks.filter(known), orphans

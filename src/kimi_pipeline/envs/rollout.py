@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
+import itertools
 import os
 import random
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
 
+import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from kimi_pipeline.envs.episode import EpisodeConfig, run_episode
 from kimi_pipeline.envs.user_sim import PERSONAS
 from kimi_pipeline.llm.base import BackendConfig, make_backend
-from kimi_pipeline.records import Agent, Task, ToolSpec, Trajectory, to_frame
+from kimi_pipeline.records import Agent, Task, ToolSpec, Trajectory, from_frame, to_frame
 
 
 class RolloutConfig(BaseModel):
@@ -63,9 +64,10 @@ def plan_work(
     agents: dict[str, Agent], tasks: list[Task], tools_for: Callable[[Agent], list[ToolSpec]],
     seed: int,
 ) -> list[WorkItem]:
+    """Episodes for ``tasks``: each one's seed and persona derive from its task id alone."""
     personas = sorted(PERSONAS)
     items = []
-    for task in sorted(tasks, key=lambda t: t.task_id):
+    for task in tasks:
         episode = episode_seed(task.task_id, seed)
         agent = agents[task.agent_id]
         persona = random.Random(episode).choice(personas)
@@ -73,21 +75,20 @@ def plan_work(
     return items
 
 
-def fingerprint(items: list[WorkItem], *configs: BaseModel) -> str:
-    """Identity of a run's work: a changed task, tool or config never reuses old shards."""
-    h = hashlib.sha256()
-    for item in items:
-        h.update(item.task.model_dump_json().encode())
-        h.update(item.agent.model_dump_json().encode())
-        h.update(",".join(t.tool_id for t in item.tools).encode())
-        h.update(f"{item.persona}:{item.seed}".encode())
+def fingerprint(tasks: pl.DataFrame, agents: dict[str, Agent], *configs: BaseModel) -> str:
+    """Identity of a run's work: a changed task, agent or config never reuses old shards."""
+    h = hashlib.sha256(tasks.sort("task_id").hash_rows(seed=0).to_numpy().tobytes())
+    for agent_id in sorted(agents):
+        h.update(agents[agent_id].model_dump_json().encode())
     for config in configs:
         h.update(config.model_dump_json().encode())
     return h.hexdigest()[:16]
 
 
 def run_shards(
-    items: list[WorkItem],
+    tasks: pl.DataFrame,
+    agents: dict[str, Agent],
+    tools_for: Callable[[Agent], list[ToolSpec]],
     shard_dir: Path,
     rollout: RolloutConfig,
     episode: EpisodeConfig,
@@ -95,30 +96,45 @@ def run_shards(
     user_backend: BackendConfig,
     progress: Callable[[int], None] | None = None,
 ) -> list[Path]:
-    """Make sure every shard file exists; return them in order. Finished shards are skipped."""
+    """Make sure every shard file exists; return them in order. Finished shards are skipped.
+
+    ``tasks`` stays a compact frame: each shard's records are built only when the shard is
+    handed to a worker, and at most ``workers + 1`` shards are in flight, so memory does not
+    grow with the number of episodes.
+    """
+    tasks = tasks.sort("task_id")
+    size = rollout.shard_size
+    paths = [shard_dir / f"shard-{k:05d}.parquet" for k in range((tasks.height + size - 1) // size)]
     shard_dir.mkdir(parents=True, exist_ok=True)
-    shards = [items[i : i + rollout.shard_size] for i in range(0, len(items), rollout.shard_size)]
-    paths = [shard_dir / f"shard-{k:05d}.parquet" for k in range(len(shards))]
-    todo = [(k, shard) for k, shard in enumerate(shards) if not paths[k].exists()]
+    for stale in shard_dir.glob("*.tmp-*"):  # left by a killed run
+        stale.unlink()
+    todo = [k for k, path in enumerate(paths) if not path.exists()]
     if progress:
-        progress(sum(len(s) for k, s in enumerate(shards) if paths[k].exists()))
-    args = [(str(paths[k]), shard, episode, agent_backend, user_backend, rollout.episodes_in_flight)
-            for k, shard in todo]
+        progress(tasks.height - sum(min(size, tasks.height - k * size) for k in todo))
+
+    def job(k: int) -> tuple:
+        records, _ = from_frame(tasks.slice(k * size, size), Task, stage="synthesis")
+        items = plan_work(agents, records, tools_for, rollout.seed)
+        return (str(paths[k]), items, episode, agent_backend, user_backend, rollout.episodes_in_flight)
+
     if rollout.workers == 1 or len(todo) <= 1:
-        for a in args:
-            _run_shard(*a)
+        for k in todo:
+            done = _run_shard(*job(k))
             if progress:
-                progress(len(a[1]))
-    else:
-        with ProcessPoolExecutor(rollout.workers, mp_context=get_context("spawn")) as pool:
-            for done in pool.map(_run_shard_args, args):
+                progress(done)
+        return paths
+    with ProcessPoolExecutor(rollout.workers, mp_context=get_context("spawn")) as pool:
+        pending, queue = set(), iter(todo)
+        for k in itertools.islice(queue, rollout.workers + 1):
+            pending.add(pool.submit(_run_shard, *job(k)))
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
                 if progress:
-                    progress(done)
+                    progress(future.result())
+                for k in itertools.islice(queue, 1):
+                    pending.add(pool.submit(_run_shard, *job(k)))
     return paths
-
-
-def _run_shard_args(args: tuple) -> int:
-    return _run_shard(*args)
 
 
 def _run_shard(path: str, items: list[WorkItem], episode: EpisodeConfig,
@@ -140,11 +156,3 @@ def _run_shard(path: str, items: list[WorkItem], episode: EpisodeConfig,
     to_frame(trajectories, Trajectory).write_parquet(tmp)
     os.replace(tmp, path)  # atomic: a shard file either is complete or does not exist
     return len(items)
-
-
-def shard_stats(paths: list[Path]) -> dict[str, Any]:
-    return {"shards": len(paths), "bytes": sum(p.stat().st_size for p in paths)}
-
-
-def config_json(*configs: BaseModel) -> str:
-    return json.dumps([c.model_dump(mode="json") for c in configs], sort_keys=True)

@@ -15,11 +15,19 @@ from kimi_pipeline.agents.synthesis import (
     SynthesisConfig,
     build_agents,
     build_tasks,
-    quarantine_unplayable,
+    split_playable,
     tool_lookup,
 )
-from kimi_pipeline.envs.rollout import fingerprint, plan_work, run_shards
-from kimi_pipeline.records import Agent, QuarantineRecord, Task, ToolSpec, from_frame, to_frame
+from kimi_pipeline.envs.rollout import fingerprint, run_shards
+from kimi_pipeline.records import (
+    Agent,
+    QuarantineRecord,
+    Task,
+    ToolSpec,
+    from_frame,
+    split_valid,
+    to_frame,
+)
 
 
 def synthesize_agents(tool_repository: pl.DataFrame, params: dict[str, Any]):
@@ -45,16 +53,16 @@ def run_episodes(
     start = time.perf_counter()
     tools, _ = from_frame(tool_repository, ToolSpec, stage="synthesis")
     agent_index = {a.agent_id: a for a in from_frame(agents, Agent, stage="synthesis")[0]}
-    task_records, unreadable = from_frame(tasks, Task, stage="synthesis")
-    unplayable = quarantine_unplayable(task_records, agent_index)
-    playable = [t for t in task_records if t.agent_id in agent_index]
-    items = plan_work(agent_index, playable, tool_lookup(tools), config.rollout.seed)
-    run_id = fingerprint(items, config.episode, config.rollout, config.agent_backend, config.user_backend)
-    with tqdm(total=len(items), desc="episodes", unit="ep", smoothing=0.1) as bar:
-        paths = run_shards(items, Path(config.checkpoint_dir) / run_id, config.rollout,
-                           config.episode, config.agent_backend, config.user_backend, bar.update)
+    valid, unreadable = split_valid(tasks, Task, stage="synthesis")
+    playable, unplayable = split_playable(valid, agent_index)
+    run_id = fingerprint(playable, agent_index, config.episode, config.rollout,
+                         config.agent_backend, config.user_backend)
+    with tqdm(total=playable.height, desc="episodes", unit="ep", smoothing=0.1) as bar:
+        paths = run_shards(playable, agent_index, tool_lookup(tools),
+                           Path(config.checkpoint_dir) / run_id, config.rollout, config.episode,
+                           config.agent_backend, config.user_backend, bar.update)
     shards = {p.stem: partial(pl.read_parquet, p) for p in paths}
-    stats = {"episodes": len(items), "shards": len(paths), "checkpoint": run_id,
+    stats = {"episodes": playable.height, "shards": len(paths), "checkpoint": run_id,
              "seconds": round(time.perf_counter() - start, 3)}
     return shards, to_frame(unreadable + unplayable, QuarantineRecord), stats
 
