@@ -53,11 +53,29 @@ class LineageHook:
         self._project_path: Path | None = None
         self._lineage: dict[str, dict[str, dict[str, str]]] = {"loaded": {}, "saved": {}}
         self._tagged_run: str | None = None
+        self._outer_run: str | None = None
 
     @hook_impl
     def after_context_created(self, context) -> None:
         self._env = context.env or context.config_loader.default_run_env
         self._project_path = Path(context.project_path)
+        run = mlflow.active_run()  # a run an orchestrator started itself is left to it
+        self._outer_run = run.info.run_id if run else None
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._close_runs()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._close_runs("FAILED")
+
+    def _close_runs(self, status: str = "FINISHED") -> None:
+        """kedro-mlflow re-opens its run at every node, which can stack it in MLflow's run stack;
+        one end_run then leaves it active and the next session in the same process (a notebook,
+        the tests) would log into it. End the pipeline's run completely."""
+        while (run := mlflow.active_run()) and run.info.run_id != self._outer_run:
+            mlflow.end_run(status)
 
     @hook_impl
     def after_catalog_created(self, catalog) -> None:

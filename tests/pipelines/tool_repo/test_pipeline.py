@@ -75,6 +75,9 @@ def test_tool_repo_run_outputs_versions_lineage_and_no_secrets(git_project):
     first = (project / "data/03_primary/tool_repository.parquet" / version / "tool_repository.parquet").read_bytes()
     run_kedro(project, "tool_repo")
     assert len(_versions(project, "data/03_primary/tool_repository.parquet")) == 2
+    second = _versions(project, "data/03_primary/tool_repository.parquet")[1]
+    assert mlflow.active_run() is None, "a session leaves no MLflow run open behind it"
+    assert len(runs_for("tool_repository", second)) == 1 and runs_for("tool_repository", second) != [run.info.run_id]
     assert (project / "data/03_primary/tool_repository.parquet" / version / "tool_repository.parquet").read_bytes() == first
 
     # secrets from the environment and credentials.yml appear nowhere MLflow wrote
