@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kimi_pipeline.agents.tasks import ITEMS, RefError, is_ref, label, resolve_ref
+from kimi_pipeline.agents.tasks import ITEMS, RefError, is_ref, label, resolve_arguments, resolve_ref
 from kimi_pipeline.envs.semantics import ToolSemantics, infer_semantics
 from kimi_pipeline.llm.base import ChatRequest, ChatResponse, Usage
 from kimi_pipeline.llm.offline import offline_role
@@ -472,9 +472,7 @@ def _next_call(turn: Turn, step: int, values: dict[str, Any]) -> ChatResponse:
         for k, v in planned["arguments"].items()
     }
     try:
-        args = {
-            k: resolve_ref(v, turn.history.results) if is_ref(v) else v for k, v in args.items()
-        }
+        args = resolve_arguments(args, turn.history.results)  # also nested, e.g. SQL params
     except RefError:
         entity = label(turn.semantics[name].entity) if name in turn.semantics else "item"
         return _text(

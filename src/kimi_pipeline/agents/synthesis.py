@@ -80,9 +80,11 @@ def build_agents(tools: list[ToolSpec], config: SynthesisConfig):
     """Simulated-world agents over the repository plus agents of each real environment."""
     backend = make_backend(config.writer_backend)
     agents, rejected = sample_agents(tools, config.n_agents, backend, config.agents, config.seed)
-    only_core = config.agents.model_copy(update={"distractor_rate": 0.0, "max_tools": 16})
     for kind, count in sorted(config.real_environment_agents.items()):
         env = REAL_ENVIRONMENTS[kind]
+        # the environment serves all its tools, so its agents are offered all of them
+        only_core = config.agents.model_copy(update={
+            "distractor_rate": 0.0, "min_tools": len(env.tools), "max_tools": len(env.tools)})
         env_tools = [t.model_copy(update={"category": env.category, "domain": env.domain})
                      for t in env.tools]
         extra, bad = sample_agents(env_tools, count, backend, only_core, config.seed)

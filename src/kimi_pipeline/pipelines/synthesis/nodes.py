@@ -30,6 +30,9 @@ from kimi_pipeline.records import (
 )
 
 
+AGENTS_PER_BATCH = 1000
+
+
 def synthesize_agents(tool_repository: pl.DataFrame, params: dict[str, Any]):
     config = SynthesisConfig.model_validate(params)
     tools, unreadable = from_frame(tool_repository, ToolSpec, stage="synthesis")
@@ -40,9 +43,13 @@ def synthesize_agents(tool_repository: pl.DataFrame, params: dict[str, Any]):
 def write_tasks(agents: pl.DataFrame, tool_repository: pl.DataFrame, params: dict[str, Any]):
     config = SynthesisConfig.model_validate(params)
     tools, _ = from_frame(tool_repository, ToolSpec, stage="synthesis")
-    agent_records, _ = from_frame(agents, Agent, stage="synthesis")
-    tasks, rejected = build_tasks(agent_records, tools, config)
-    return to_frame(tasks, Task), to_frame(rejected, QuarantineRecord)
+    frames, rejected = [], []
+    for offset in range(0, agents.height, AGENTS_PER_BATCH):  # bounded memory at any scale
+        agent_records, _ = from_frame(agents.slice(offset, AGENTS_PER_BATCH), Agent, "synthesis")
+        tasks, bad = build_tasks(agent_records, tools, config)
+        frames.append(to_frame(tasks, Task))
+        rejected += bad
+    return pl.concat(frames) if frames else to_frame([], Task), to_frame(rejected, QuarantineRecord)
 
 
 def run_episodes(
