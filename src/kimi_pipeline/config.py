@@ -15,12 +15,14 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from kimi_pipeline.agents.synthesis import SynthesisConfig
+from kimi_pipeline.curation.filtering import FilteringConfig
 from kimi_pipeline.tools.config import ToolRepoConfig
 
 # top-level parameter key -> the model validating it (one entry per stage)
 STAGE_CONFIGS: dict[str, type[BaseModel]] = {
     "tool_repo": ToolRepoConfig,
     "synthesis": SynthesisConfig,
+    "filtering": FilteringConfig,
 }
 
 _SECRET_KEY = re.compile(

@@ -2,12 +2,13 @@
 
 from kedro.pipeline import Pipeline
 
-from kimi_pipeline.pipelines import synthesis, tool_repo
+from kimi_pipeline.pipelines import filtering, synthesis, tool_repo
 
 # DAG order; each stage meets the next only through the catalog
 STAGES = {
     "tool_repo": tool_repo.create_pipeline,
     "synthesis": synthesis.create_pipeline,
+    "filtering": filtering.create_pipeline,
 }
 
 

@@ -31,6 +31,7 @@ ROLE_MODULES = {
     "task_writer": "kimi_pipeline.agents.tasks",
     "agent": "kimi_pipeline.agents.policy",
     "user_simulator": "kimi_pipeline.envs.user_sim",
+    "judge": "kimi_pipeline.judge.rubric",
 }
 
 

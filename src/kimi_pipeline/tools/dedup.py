@@ -25,15 +25,12 @@ from dataclasses import dataclass
 
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
+from kimi_pipeline.minhash import LSH_WEIGHTS as _LSH_WEIGHTS
+from kimi_pipeline.minhash import MINHASH_SEED as _MINHASH_SEED
 from kimi_pipeline.records import ToolSpec
 from kimi_pipeline.tools.config import DedupConfig
 
 SOURCE_PREFERENCE = {"mcp": 0, "file": 1, "synthetic": 2}
-_MINHASH_SEED = 1
-# (false-positive, false-negative) weights of the LSH banding; default (0.5, 0.5) finds only
-# ~40 % of pairs right at the threshold and ~70 % at threshold + 0.05 (b=9, r=13 at 0.8/128);
-# these find ~95 % and ~99 % (b=16, r=8).
-_LSH_WEIGHTS = (0.05, 0.95)
 _WORD = re.compile(r"[a-z0-9]+")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
