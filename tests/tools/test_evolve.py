@@ -16,10 +16,10 @@ from kimi_pipeline.llm.offline import OfflineBackend
 from kimi_pipeline.tools.config import EvolveConfig
 from kimi_pipeline.tools.evolve import (
     NAME_RE,
+    eliminate,
     entity_of,
     evol_ops,
     evolve_synthetic_tools,
-    eliminate,
     get_op,
     offline_tool_evolver,
     parse_json_reply,

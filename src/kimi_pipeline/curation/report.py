@@ -8,8 +8,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import polars as pl  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
 
 def metrics(summary: dict[str, Any]) -> dict[str, dict[str, float]]:
     quality = summary["judge_quality"]

@@ -10,12 +10,13 @@ world model, any tool spec), and real-execution ones (``sqlite``, ``filesystem``
 from __future__ import annotations
 
 import importlib
+import random
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kimi_pipeline.records import ToolCall, ToolSpec
+from kimi_pipeline.records import ExpectedCall, Rubric, Task, ToolCall, ToolSpec
 
 
 class FaultConfig(BaseModel):
@@ -61,6 +62,43 @@ def environment_tool(
         source="environment",
         source_ref=f"environment:{kind}",
     )
+
+
+TaskTemplate = Callable[[random.Random, dict[str, Any]], dict[str, Any]]
+
+
+def write_environment_tasks(
+    kind: str, agent_id: str, seed: int, n: int,
+    seed_state: Callable[[random.Random], dict[str, Any]],
+    templates: dict[str, list[TaskTemplate]],
+) -> list[Task]:
+    """``n`` tasks for an agent of a real environment, cycling through the template kinds.
+
+    Each template turns a freshly seeded state into a spec: kind, request, plan, predicates,
+    facts, criteria, difficulty (and optionally order constraints and expected outcome).
+    """
+    rng = random.Random(f"{kind}/{agent_id}/{seed}")
+    kinds = list(templates)
+    tasks = []
+    for i in range(n):
+        state = seed_state(rng)
+        spec = rng.choice(templates[kinds[i % len(kinds)]])(rng, state)
+        plan: list[ExpectedCall] = spec["plan"]
+        tasks.append(Task(
+            task_id=f"{agent_id}/{kind}/{seed}/{i}", agent_id=agent_id, kind=spec["kind"],
+            request=spec["request"], plan=plan, initial_state=state, seed=seed,
+            rubric=Rubric(
+                success_criteria=spec["criteria"],
+                state_predicates=spec["predicates"],
+                required_facts=spec["facts"],
+                required_calls=[ExpectedCall(name=name) for name in dict.fromkeys(c.name for c in plan)],
+                order_constraints=spec.get("order", []),
+                checkpoints=[f"calls {c.name}" for c in plan],
+                expected_outcome=spec.get("outcome", "complete"),
+                difficulty=spec["difficulty"],
+            ),
+        ))
+    return tasks
 
 
 class Environment(Protocol):

@@ -26,9 +26,15 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from kimi_pipeline.envs.base import FaultConfig, StepResult, environment_tool, register_environment
+from kimi_pipeline.envs.base import (
+    FaultConfig,
+    StepResult,
+    environment_tool,
+    register_environment,
+    write_environment_tasks,
+)
 from kimi_pipeline.envs.world import CompiledTool, ToolEnvironment, error_result, ok_result
-from kimi_pipeline.records import ExpectedCall, Rubric, StatePredicate, Task, ToolSpec
+from kimi_pipeline.records import ExpectedCall, StatePredicate, Task, ToolSpec
 
 READ_CAP = 64 * 1024  # characters read_file returns at most (more are flagged 'truncated')
 WRITE_CAP = 256 * 1024  # characters one write / append may carry
@@ -517,34 +523,4 @@ TEMPLATES: dict[str, list[Callable[[random.Random, dict[str, Any]], dict[str, An
 
 def write_tasks(agent_id: str, seed: int, n: int) -> list[Task]:
     """``n`` tasks for an agent with :data:`TOOLS`, cycling through the kinds."""
-    rng = random.Random(f"filesystem/{agent_id}/{seed}")
-    kinds = list(TEMPLATES)
-    tasks = []
-    for i in range(n):
-        ws = seed_workspace(rng)
-        spec = rng.choice(TEMPLATES[kinds[i % len(kinds)]])(rng, ws)
-        plan: list[ExpectedCall] = spec["plan"]
-        tasks.append(
-            Task(
-                task_id=f"{agent_id}/filesystem/{seed}/{i}",
-                agent_id=agent_id,
-                kind=spec["kind"],
-                request=spec["request"],
-                plan=plan,
-                initial_state=ws,
-                seed=seed,
-                rubric=Rubric(
-                    success_criteria=spec["criteria"],
-                    state_predicates=spec["predicates"],
-                    required_facts=spec["facts"],
-                    required_calls=[
-                        ExpectedCall(name=name) for name in dict.fromkeys(c.name for c in plan)
-                    ],
-                    order_constraints=spec.get("order", []),
-                    checkpoints=[f"calls {c.name}" for c in plan],
-                    expected_outcome=spec.get("outcome", "complete"),
-                    difficulty=spec["difficulty"],
-                ),
-            )
-        )
-    return tasks
+    return write_environment_tasks("filesystem", agent_id, seed, n, seed_workspace, TEMPLATES)

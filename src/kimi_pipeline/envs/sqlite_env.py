@@ -27,9 +27,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kimi_pipeline.envs.base import FaultConfig, StepResult, environment_tool, register_environment
+from kimi_pipeline.envs.base import (
+    FaultConfig,
+    StepResult,
+    environment_tool,
+    register_environment,
+    write_environment_tasks,
+)
 from kimi_pipeline.envs.world import CompiledTool, ToolEnvironment, error_result, ok_result
-from kimi_pipeline.records import ExpectedCall, Rubric, StatePredicate, Task, ToolSpec
+from kimi_pipeline.records import ExpectedCall, StatePredicate, Task, ToolSpec
 
 ROW_CAP = 200  # rows a query returns at most (more are flagged 'truncated')
 TIMEOUT_S = 1.0  # wall time one statement may run
@@ -633,36 +639,4 @@ TEMPLATES: dict[str, list[Callable[[random.Random, dict[str, Any]], dict[str, An
 
 def write_tasks(agent_id: str, seed: int, n: int) -> list[Task]:
     """``n`` tasks for an agent with :data:`TOOLS`, cycling through the kinds."""
-    rng = random.Random(f"sqlite/{agent_id}/{seed}")
-    kinds = list(TEMPLATES)
-    tasks = []
-    for i in range(n):
-        db = seed_database(rng)
-        spec = rng.choice(TEMPLATES[kinds[i % len(kinds)]])(rng, db)
-        tasks.append(_task(agent_id, seed, i, db, spec))
-    return tasks
-
-
-def _task(agent_id: str, seed: int, index: int, db: dict[str, Any], spec: dict[str, Any]) -> Task:
-    plan: list[ExpectedCall] = spec["plan"]
-    return Task(
-        task_id=f"{agent_id}/sqlite/{seed}/{index}",
-        agent_id=agent_id,
-        kind=spec["kind"],
-        request=spec["request"],
-        plan=plan,
-        initial_state=db,
-        seed=seed,
-        rubric=Rubric(
-            success_criteria=spec["criteria"],
-            state_predicates=spec["predicates"],
-            required_facts=spec["facts"],
-            required_calls=[
-                ExpectedCall(name=name) for name in dict.fromkeys(c.name for c in plan)
-            ],
-            order_constraints=spec.get("order", []),
-            checkpoints=[f"calls {c.name}" for c in plan],
-            expected_outcome=spec.get("outcome", "complete"),
-            difficulty=spec["difficulty"],
-        ),
-    )
+    return write_environment_tasks("sqlite", agent_id, seed, n, seed_database, TEMPLATES)

@@ -29,7 +29,6 @@ from kimi_pipeline.records import (
     to_frame,
 )
 
-
 AGENTS_PER_BATCH = 1000
 
 
