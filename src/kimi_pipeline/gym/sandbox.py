@@ -856,6 +856,25 @@ def _exited(pidfd: int, timeout: float) -> bool:
     return bool(poller.poll(int(timeout * 1000)))
 
 
+def _wait_until_gone(uid: int, timeout: float = 5.0) -> None:
+    """Return once no process of the job's uid is left (a fork bomb takes a moment to die)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _processes_of(uid):
+        time.sleep(0.01)
+
+
+def _processes_of(uid: int) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
 def _kill(proc: subprocess.Popen, pidfd: int, isolate: bool) -> None:
     """End the job and everything it started.
 
@@ -990,9 +1009,12 @@ def _execute(solution: str, plan: _Plan, limits: SandboxLimits, uid: int, isolat
         pump = _Pump(proc, chan_r, payload, limits)
         exited = pump.run(pidfd, time.perf_counter() + limits.wall_seconds)
     finally:
-        if not (exited and isolate and pump.limit is None):
+        killed = not (exited and isolate and pump.limit is None)
+        if killed:
             _kill(proc, pidfd, isolate)  # rlimits mode: the session may have outlived the job
         _, status, usage = os.wait4(proc.pid, 0)
+        if killed and isolate:
+            _wait_until_gone(uid)  # the kernel tears a dead namespace down asynchronously
         proc.returncode = os.waitstatus_to_exitcode(status)
         os.close(pidfd)
         os.close(chan_r)
