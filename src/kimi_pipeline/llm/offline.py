@@ -32,6 +32,9 @@ ROLE_MODULES = {
     "agent": "kimi_pipeline.agents.policy",
     "user_simulator": "kimi_pipeline.envs.user_sim",
     "judge": "kimi_pipeline.judge.rubric",
+    "safety_attacker": "kimi_pipeline.gym.safety",
+    "safety_judge": "kimi_pipeline.gym.safety",
+    "instruction_judge": "kimi_pipeline.gym.instructions",
 }
 
 

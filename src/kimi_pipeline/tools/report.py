@@ -24,8 +24,8 @@ def reason_kind(reason: str) -> str:
 
 def fix_kind(fix: str) -> str:
     """'parameters.properties.x.type: 'float' -> 'number'' → 'type: float -> number'."""
-    _, _, change = fix.partition(": ")
-    return (fix.split(".")[-1].split(":")[0] + ": " + change.replace("'", ""))[:80] if change else fix[:80]
+    path, _, change = fix.partition(": ")
+    return f"{path.rsplit('.', 1)[-1]}: {change.replace(chr(39), '')}"[:80] if change else fix[:80]
 
 
 def build_report(
