@@ -131,12 +131,15 @@ def _categorise(tools: list[ToolSpec], real: list[int], domains, embedder) -> np
 
 
 def _map(tools, real, real_vectors, embedder, config: MapConfig) -> list[dict[str, Any]]:
-    """2-D coordinates for all real tools and a seeded sample of synthetic ones."""
+    """2-D coordinates for a seeded sample of real tools (all of them when they fit in half
+    the points) and of synthetic ones; the projection never sees more than max_points."""
+    rng = random.Random(0)
+    shown = sorted(rng.sample(range(len(real)), min(len(real), config.max_points // 2)))
     real_set = set(real)
     synthetic = [i for i in range(len(tools)) if i not in real_set]
-    room = max(config.max_points - len(real), 0)
-    sample = sorted(random.Random(0).sample(synthetic, min(room, len(synthetic))))
-    vectors = [real_vectors] if len(real) else []
+    room = config.max_points - len(shown)
+    sample = sorted(rng.sample(synthetic, min(room, len(synthetic))))
+    vectors = [real_vectors[shown]] if shown else []
     if sample:
         vectors.append(embedder.encode([tool_text(tools[i].name, tools[i].description) for i in sample]))
     if not vectors:
@@ -145,5 +148,5 @@ def _map(tools, real, real_vectors, embedder, config: MapConfig) -> list[dict[st
     return [
         {"tool_id": tools[i].tool_id, "source": tools[i].source, "category": tools[i].category,
          "x": float(x), "y": float(y)}
-        for i, (x, y) in zip(real + sample, xy)
+        for i, (x, y) in zip([real[k] for k in shown] + sample, xy)
     ]
