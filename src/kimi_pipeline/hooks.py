@@ -45,7 +45,8 @@ def _flat_keys(value: Any, prefix: str = "") -> list[str]:
 
 
 class LineageHook:
-    """Tag the active MLflow run with the version and path of each dataset loaded and saved."""
+    """Tag the active MLflow run with the version and path of each dataset loaded and saved,
+    and close the pipeline's run completely when the pipeline ends."""
 
     def __init__(self) -> None:
         self._catalog = None
