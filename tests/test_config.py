@@ -66,3 +66,16 @@ def test_kedro_run_stops_before_any_node_naming_key_and_file(project):
 def test_command_line_params_are_named_as_such(project):
     with pytest.raises(ParameterError, match="--params on the command line"):
         run_kedro(project, "tool_repo", params={"tool_repo": {"sample_size": -1}})
+
+
+@pytest.mark.parametrize("env", ["base", "test", "gpu"])
+def test_every_shipped_environment_validates(project, env):
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project, env=None if env == "base" else env) as session:
+        parsed = validate_parameters(session.load_context().params)
+    assert {"tool_repo", "synthesis", "filtering"} <= set(parsed)
+    if env == "gpu":
+        assert parsed["synthesis"].agent_backend.kind == "openai"
