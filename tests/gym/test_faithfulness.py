@@ -127,3 +127,33 @@ def test_lexical_checks_per_second_well_above_a_thousand():
     rate = len(pairs) / (time.perf_counter() - start)
     assert [r.reward for r in results] == [1.0] * len(tasks) + [0.0] * len(tasks)
     assert rate > 1000, f"{rate:.0f} checks/s"
+
+
+class UnparseableJudgeDouble:
+    """Test double for an LLM judge that answers prose instead of JSON."""
+
+    name = "double"
+
+    async def acomplete(self, request):
+        from kimi_pipeline.llm.base import ChatResponse
+
+        return ChatResponse(content="The answer looks fine to me.")
+
+
+def test_llm_judge_path_offline_agrees_with_the_scorer_and_bad_replies_score_zero():
+    from kimi_pipeline.gym.faithfulness import Faithfulness
+    from kimi_pipeline.llm import make_backend
+
+    scorer, judged = Faithfulness(embedder=None), Faithfulness(embedder=None)
+    judged.judge_backend = make_backend({"kind": "offline"})
+    import random as _random
+
+    task = scorer.generate(_random.Random(3), 1, 1)[0]
+    sentences = task.metadata["context_sentences"]
+    answers = [task.answer, sentences[0] + " It was founded in 1234 by aliens.", ""]
+    rewards = [scorer.verify(task, answer).reward for answer in answers]
+    assert rewards == [1.0, 0.0, 0.0]
+    assert [judged.verify(task, answer).reward for answer in answers] == rewards
+    judged.judge_backend = UnparseableJudgeDouble()
+    result = judged.verify(task, task.answer)
+    assert result.reward == 0.0 and "unparseable" in result.reason

@@ -48,6 +48,7 @@ context — the easiest hack of a support-only verifier.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections import OrderedDict
@@ -58,7 +59,11 @@ from typing import Any
 import numpy as np
 
 from kimi_pipeline.gym.instructions import STOPWORDS, split_sentences, stem, words
-from kimi_pipeline.gym.registry import Domain, Verification, register_domain
+from kimi_pipeline.gym.registry import Domain, Verification, get_domain, register_domain
+from kimi_pipeline.llm.base import ChatBackend, ChatRequest, ChatResponse, complete_many
+from kimi_pipeline.llm.offline import offline_role
+
+JUDGE_ROLE = "faithfulness_judge"
 from kimi_pipeline.records import GymTask
 
 META_WORDS = frozenset(
@@ -315,6 +320,7 @@ class Faithfulness(Domain):
                  floor: float = 0.4, cosine: float = 0.75):
         self.coverage, self.floor, self.cosine = coverage, floor, cosine
         self.fallback = EmbeddingFallback(embedder) if embedder else None
+        self.judge_backend: ChatBackend | None = None  # an LLM judging sentence support, if set
 
     # ------------------------------------------------------------------ generation
     def generate(self, rng: random.Random, n: int, difficulty: int) -> list[GymTask]:
@@ -352,7 +358,12 @@ class Faithfulness(Domain):
         claims = [c for s in answer_sentences for c in claims_of(s, index)]
         if not claims:
             return Verification(0.0, "response makes no claim", {"unsupported": []})
-        unsupported = self.unsupported(index, claims)
+        if self.judge_backend is None:
+            unsupported = self.unsupported(index, claims)
+        else:
+            unsupported = judge_support(self.judge_backend, list(map(str, sentences)), answer_sentences)
+            if isinstance(unsupported, str):
+                return Verification(0.0, f"faithfulness judge: {unsupported}", {"unsupported": []})
         missing = self._missing_facts(response, facts)
         copied = self._copied(index, answer_sentences)
         details = {"unsupported": unsupported, "missing_facts": missing, "claims": len(claims),
@@ -424,3 +435,61 @@ class Faithfulness(Domain):
             if content and any(len(content & c) >= 0.9 * len(content) for c in said):
                 covered += 1
         return covered
+
+
+# ------------------------------------------------------------------------- the LLM judge
+
+
+def set_judge_backend(backend: ChatBackend | None) -> None:
+    """Judge sentence support of the registered domain with ``backend`` (None: the scorer above)."""
+    get_domain("faithfulness").judge_backend = backend  # type: ignore[attr-defined]
+
+
+def judge_request(context_sentences: list[str], answer_sentences: list[str]) -> ChatRequest:
+    numbered = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(answer_sentences))
+    prompt = (
+        "You check whether an answer is faithful to a context. For every numbered answer sentence, "
+        "decide whether the context supports all of it: every fact, number, name and negation must "
+        "be stated in the context. Reply with JSON only: {\"sentences\": [{\"index\": n, "
+        "\"supported\": true or false, \"reason\": \"...\"}]}.\n\n"
+        f"Context:\n{' '.join(context_sentences)}\n\nAnswer sentences:\n{numbered}"
+    )
+    return ChatRequest(role=JUDGE_ROLE, messages=[{"role": "user", "content": prompt}],
+                       response_format="json", temperature=0.0,
+                       context={"context_sentences": context_sentences,
+                                "answer_sentences": answer_sentences})
+
+
+def judge_support(backend: ChatBackend, context_sentences: list[str],
+                  answer_sentences: list[str]) -> list[dict[str, str]] | str:
+    """Unsupported answer sentences according to the judge, or why its reply is unusable."""
+    reply = complete_many(backend, [judge_request(context_sentences, answer_sentences)])[0]
+    if reply.error:
+        return f"backend error: {reply.error}"
+    try:
+        verdicts = json.loads(_strip_fence(reply.content or ""))["sentences"]
+        by_index = {int(v["index"]): v for v in verdicts}
+        judged = [by_index[i + 1] for i in range(len(answer_sentences))]
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"unparseable reply ({type(exc).__name__}: {exc})"
+    return [{"sentence": s, "claim": s, "reason": str(v.get("reason", "judged unsupported"))}
+            for s, v in zip(answer_sentences, judged) if v.get("supported") is not True]
+
+
+def _strip_fence(text: str) -> str:
+    match = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
+    return match.group(1) if match else text
+
+
+@offline_role(JUDGE_ROLE)
+def offline_faithfulness_judge(request: ChatRequest) -> dict[str, Any] | ChatResponse:
+    """The support scorer above, answering in the judge's JSON format."""
+    domain = get_domain("faithfulness")
+    index = context_index(tuple(request.context["context_sentences"]))
+    verdicts = []
+    for i, sentence in enumerate(request.context["answer_sentences"]):
+        claims = claims_of(sentence, index)
+        bad = domain.unsupported(index, claims) if claims else []  # type: ignore[attr-defined]
+        verdicts.append({"index": i + 1, "supported": not bad,
+                         "reason": "; ".join(b["reason"] for b in bad) or "supported by the context"})
+    return {"sentences": verdicts}

@@ -35,6 +35,7 @@ ROLE_MODULES = {
     "safety_attacker": "kimi_pipeline.gym.safety",
     "safety_judge": "kimi_pipeline.gym.safety",
     "instruction_judge": "kimi_pipeline.gym.instructions",
+    "faithfulness_judge": "kimi_pipeline.gym.faithfulness",
 }
 
 
