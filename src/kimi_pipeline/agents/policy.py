@@ -215,16 +215,23 @@ def _items(result: Any) -> list[Any]:
     return items if isinstance(items, list) else []
 
 
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
 def _scalars(record: dict[str, Any], skip: set[str]) -> str:
-    """'status: open, product: Mug, …': the scalar fields of a record, status first."""
+    """'status: open, product: Mug, …': the scalar fields (and lists of scalars) of a record,
+    status first."""
     keys = sorted(record, key=lambda k: k != "status")
-    parts = [
-        f"{label(k)}: {record[k]}"
-        for k in keys
-        if k not in skip
-        and isinstance(record[k], (str, int, float))
-        and not isinstance(record[k], bool)
-    ]
+    parts = []
+    for k in keys:
+        value = record[k]
+        if k in skip:
+            continue
+        if isinstance(value, list) and value and all(_scalar(v) for v in value):
+            value = ", ".join(map(str, value))
+        if _scalar(value):
+            parts.append(f"{label(k)}: {str(value)[:160]}")
     return ", ".join(parts[:16])
 
 
@@ -235,6 +242,8 @@ def summarise(sem: ToolSemantics | None, name: str, args: dict[str, Any], result
     entity = label(sem.entity)
     record = result if isinstance(result, dict) else {}
     rid = record.get("id") or record.get(f"{sem.entity}_id") or args.get(sem.id_param or "")
+    if not rid and sem.operation in ("read", "update", "delete"):  # e.g. delete_file(path)
+        rid = next((v for v in args.values() if isinstance(v, str) and _identifier_like(v)), None)
     skip = {"id", f"{sem.entity}_id"}
     if sem.operation == "create":
         return f"I created {entity} {rid} ({_scalars(record, skip)})."
@@ -245,7 +254,8 @@ def summarise(sem: ToolSemantics | None, name: str, args: dict[str, Any], result
         if not items:
             return f"I found no matching {label(sem.collection)}."
         shown = "; ".join(
-            f"{i.get('id', '?')} ({_scalars(i, skip)})" if isinstance(i, dict) else str(i)
+            (f"{i['id']} ({_scalars(i, skip)})" if "id" in i else _scalars(i, skip))
+            if isinstance(i, dict) else str(i)
             for i in items[:10]
         )
         return f"I found {len(items)} {label(sem.collection)}: {shown}."
@@ -256,7 +266,18 @@ def summarise(sem: ToolSemantics | None, name: str, args: dict[str, Any], result
         return f"I updated {entity} {rid}: {changes}."
     if sem.operation == "delete":
         return f"{entity.capitalize()} {rid} has been deleted."
-    return f"Done: {label(name)} went through ({_scalars(record, set())})."
+    done = f"Done: {label(name)} went through"
+    values = _scalars({k: v for k, v in args.items() if _identifier_like(v)}, set())
+    return f"{done} with {values} ({_scalars(record, set())})." if values else f"{done} ({_scalars(record, set())})."
+
+
+def _identifier_like(value: Any) -> bool:
+    """Ids, codes, numbers and lists of them; not free text (a SQL statement, a message)."""
+    if isinstance(value, list):
+        return bool(value) and all(_identifier_like(v) for v in value)
+    if isinstance(value, str):
+        return 0 < len(value) <= 64 and not any(c.isspace() or c == "?" for c in value)
+    return _scalar(value)
 
 
 def capabilities(semantics: dict[str, ToolSemantics]) -> str:

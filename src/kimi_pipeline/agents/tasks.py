@@ -149,7 +149,9 @@ def _step_into(node: Any, part: str) -> Any:
     if part == ITEMS and not (isinstance(node, dict) and ITEMS in node):
         if isinstance(node, list):  # a list result returned as a bare array
             return node
-        return next(v for v in node.values() if isinstance(v, list))  # {"orders": [...], ...}
+        lists = [v for v in node.values() if isinstance(v, list)]  # {"orders": [...], ...}
+        # a list of records wins over a list of scalars ({"columns": [...], "rows": [{…}]})
+        return next((v for v in lists if v and isinstance(v[0], dict)), lists[0] if lists else node[part])
     return node[int(part)] if isinstance(node, list) else node[part]
 
 

@@ -75,9 +75,22 @@ def plan_work(
     return items
 
 
+def code_fingerprint() -> str:
+    """Hash of the code that plays episodes (environments, agents, backends, records)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for folder in ("envs", "agents", "llm"):
+        for path in sorted((root / folder).glob("*.py")):
+            h.update(path.read_bytes())
+    h.update((root / "records.py").read_bytes())
+    return h.hexdigest()
+
+
 def fingerprint(tasks: pl.DataFrame, agents: dict[str, Agent], *configs: BaseModel) -> str:
-    """Identity of a run's work: a changed task, agent or config never reuses old shards."""
+    """Identity of a run's work: a changed task, agent, config or episode code never reuses
+    old shards."""
     h = hashlib.sha256(tasks.sort("task_id").hash_rows(seed=0).to_numpy().tobytes())
+    h.update(code_fingerprint().encode())
     for agent_id in sorted(agents):
         h.update(agents[agent_id].model_dump_json().encode())
     for config in configs:
