@@ -1,0 +1,191 @@
+"""Chat template of the base model and rendering of SFT examples with assistant-only labels.
+
+``CHAT_TEMPLATE`` renders OpenAI-format conversations (``tools``, assistant ``tool_calls``,
+``tool`` results) with the base tokenizer's role and tool-call special tokens. Assistant content,
+tool calls and the closing ``<|end|>`` sit inside ``{% generation %}`` markers, so Hugging Face's
+``apply_chat_template(..., return_assistant_tokens_mask=True)`` knows which characters the model
+must learn to produce.
+
+``render_with_mask`` turns one conversation into ``input_ids`` / ``labels`` / ``attention_mask``
+with labels only on assistant tokens. Two ways to find the assistant spans, same output:
+
+* ``markers``: the template has ``{% generation %}`` blocks; transformers records their
+  character spans while rendering and masks every token whose offsets overlap one.
+* ``prefix``: a real checkpoint's own template without markers. Each assistant turn ``i`` is
+  located by rendering ``messages[:i]`` with the generation prompt and ``messages[:i+1]``
+  without it: the characters the second adds beyond their common prefix are the assistant's.
+  The spans are then mapped to tokens through the fast tokenizer's offsets, exactly as above.
+
+``auto`` (default) picks ``markers`` when the template has them. Truncation is applied after
+masking, to ``input_ids``, ``labels`` and ``attention_mask`` together, so they stay aligned.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Literal
+
+from transformers import PreTrainedTokenizerBase
+from transformers.utils.chat_template_utils import render_jinja_template
+
+IGNORE_INDEX = -100
+
+_TOOL_JSON = (
+    "{{ (tool.function if tool.function is defined else tool) | tojson(sort_keys=true) }}\n"
+)
+_TOOLS_BLOCK = (
+    "{%- if tools %}<|tools|>\n{% for tool in tools %}"
+    + _TOOL_JSON
+    + "{% endfor %}<|/tools|>{% endif %}"
+)
+_ARGUMENTS = (
+    "{% if call.arguments is string %}{{ call.arguments }}"
+    "{%- else %}{{ call.arguments | tojson(sort_keys=true) }}{% endif %}"
+)
+_TOOL_CALL = (
+    "{%- for tc in message.tool_calls %}"
+    "{% set call = tc.function if tc.function is defined else tc %}"
+    '<|tool_call|>{"name": {{ call.name | tojson }}, "arguments": ' + _ARGUMENTS + "}<|/tool_call|>"
+    "{%- endfor %}"
+)
+CHAT_TEMPLATE = (
+    "{{- bos_token }}"
+    "{%- if tools and messages[0].role != 'system' %}<|system|>"
+    + _TOOLS_BLOCK
+    + "<|end|>{% endif %}"
+    "{%- for message in messages %}"
+    "{%- if message.role == 'system' %}<|system|>{{ message.content or '' }}"
+    + _TOOLS_BLOCK
+    + "<|end|>"
+    "{%- elif message.role == 'assistant' %}<|assistant|>"
+    "{% generation %}{{ message.content or '' }}"
+    + _TOOL_CALL
+    + "<|end|>{% endgeneration %}"
+    "{%- elif message.role == 'tool' %}<|tool|>{{ message.content or '' }}<|end|>"
+    "{%- else %}<|{{ message.role }}|>{{ message.content or '' }}<|end|>"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+_GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
+Method = Literal["auto", "markers", "prefix"]
+
+
+def has_generation_markers(template: str) -> bool:
+    """Whether a chat template marks assistant output with ``{% generation %}`` blocks."""
+    return bool(_GENERATION_TAG.search(template))
+
+
+def render_chat(
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None = None,
+    *,
+    template: str = CHAT_TEMPLATE,
+    add_generation_prompt: bool = False,
+    **special_tokens: str,
+) -> str:
+    """Render a conversation to text without a tokenizer (used to build the tokenizer corpus)."""
+    special_tokens.setdefault("bos_token", "<|bos|>")
+    rendered, _ = render_jinja_template(
+        conversations=[messages],
+        tools=tools or None,
+        chat_template=template,
+        add_generation_prompt=add_generation_prompt,
+        **special_tokens,
+    )
+    return rendered[0]
+
+
+def render_with_mask(
+    tokenizer: PreTrainedTokenizerBase,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None = None,
+    max_length: int | None = None,
+    method: Method = "auto",
+) -> dict[str, list[int]]:
+    """Tokenise one conversation; ``labels`` = input ids on assistant tokens, -100 elsewhere."""
+    messages = [_drop_none(m) for m in messages]
+    tools = tools or None
+    if method == "auto":
+        method = "markers" if has_generation_markers(_template(tokenizer, tools)) else "prefix"
+    if method == "markers":
+        input_ids, mask = _marker_mask(tokenizer, messages, tools)
+    elif method == "prefix":
+        input_ids, mask = _prefix_mask(tokenizer, messages, tools)
+    else:
+        raise ValueError(f"unknown masking method {method!r}")
+    labels = [t if m else IGNORE_INDEX for t, m in zip(input_ids, mask, strict=True)]
+    if max_length is not None:
+        input_ids, labels = input_ids[:max_length], labels[:max_length]
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": [1] * len(input_ids)}
+
+
+def _drop_none(message: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in message.items() if v is not None}
+
+
+def _template(tokenizer: PreTrainedTokenizerBase, tools: list[dict[str, Any]] | None) -> str:
+    return tokenizer.get_chat_template(None, tools)
+
+
+def _marker_mask(tokenizer, messages, tools) -> tuple[list[int], list[int]]:
+    if not has_generation_markers(_template(tokenizer, tools)):
+        raise ValueError(
+            "the tokenizer's chat template has no {% generation %} markers; use method='prefix'"
+        )
+    out = tokenizer.apply_chat_template(
+        messages, tools=tools, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    return list(out["input_ids"]), list(out["assistant_masks"])
+
+
+def _render(tokenizer, messages, tools, add_generation_prompt: bool) -> str:
+    rendered, _ = render_jinja_template(
+        conversations=[messages],
+        tools=tools,
+        chat_template=_template(tokenizer, tools),
+        add_generation_prompt=add_generation_prompt,
+        **tokenizer.special_tokens_map,
+    )
+    return rendered[0]
+
+
+def assistant_spans(tokenizer, messages, tools=None) -> tuple[str, list[tuple[int, int]]]:
+    """Rendered text and the character spans of its assistant turns, found prefix by prefix."""
+    full = _render(tokenizer, messages, tools, add_generation_prompt=False)
+    spans = []
+    for i, message in enumerate(messages):
+        if message.get("role") != "assistant":
+            continue
+        before = _render(tokenizer, messages[:i], tools, add_generation_prompt=True)
+        upto = _render(tokenizer, messages[: i + 1], tools, add_generation_prompt=False)
+        if not full.startswith(upto):
+            raise ValueError(
+                f"chat template is not prefix-stable at message {i}: rendering more messages "
+                "changes earlier text, so assistant spans cannot be located without "
+                "{% generation %} markers"
+            )
+        start = len(os.path.commonprefix([before, upto]))
+        if start < len(upto):
+            spans.append((start, len(upto)))
+    return full, spans
+
+
+def _prefix_mask(tokenizer, messages, tools) -> tuple[list[int], list[int]]:
+    text, spans = assistant_spans(tokenizer, messages, tools)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    return list(enc["input_ids"]), _overlap_mask(enc["offset_mapping"], spans)
+
+
+def _overlap_mask(offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[int]:
+    """1 for every token whose character range overlaps a span (same rule transformers uses)."""
+    mask, k = [0] * len(offsets), 0
+    for i, (start, end) in enumerate(offsets):
+        while k < len(spans) and start >= spans[k][1]:
+            k += 1
+        if k == len(spans):
+            break
+        mask[i] = int(end > spans[k][0])
+    return mask
