@@ -9,6 +9,7 @@ those environments' own tools, because there authenticity matters more than brea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import polars as pl
@@ -18,9 +19,17 @@ from kimi_pipeline.agents.bundles import AgentConfig, sample_agents
 from kimi_pipeline.agents.tasks import TaskConfig, write_all_tasks
 from kimi_pipeline.envs import filesystem_env, sqlite_env
 from kimi_pipeline.envs.episode import EpisodeConfig
-from kimi_pipeline.envs.rollout import RolloutConfig
+from kimi_pipeline.envs.rollout import RolloutConfig, fingerprint, run_shards
 from kimi_pipeline.llm.base import BackendConfig, make_backend
-from kimi_pipeline.records import Agent, QuarantineRecord, Task, ToolSpec
+from kimi_pipeline.records import (
+    Agent,
+    QuarantineRecord,
+    Task,
+    ToolSpec,
+    from_frame,
+    split_valid,
+    to_frame,
+)
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,45 @@ def build_agents(tools: list[ToolSpec], config: SynthesisConfig):
                    for a in extra]
         rejected += bad
     return agents, rejected
+
+
+AGENTS_PER_BATCH = 1000  # task writing holds one batch of agents' Task objects at a time
+
+
+def task_frame(agents: pl.DataFrame, tools: list[ToolSpec], config: SynthesisConfig):
+    """Tasks of every agent as a compact frame, written a batch of agents at a time."""
+    frames, rejected = [], []
+    for offset in range(0, agents.height, AGENTS_PER_BATCH):
+        batch, _ = from_frame(agents.slice(offset, AGENTS_PER_BATCH), Agent, "synthesis")
+        tasks, bad = build_tasks(batch, tools, config)
+        frames.append(to_frame(tasks, Task))
+        rejected += bad
+    return (pl.concat(frames) if frames else to_frame([], Task)), rejected
+
+
+@dataclass
+class EpisodeRun:
+    shards: list[Path]  # one Parquet file of trajectories per shard, in order
+    quarantined: list[QuarantineRecord]  # unreadable tasks and tasks whose agent is missing
+    episodes: int
+    run_id: str  # checkpoint folder under config.checkpoint_dir
+
+
+def play_tasks(agents: pl.DataFrame, tasks: pl.DataFrame, tools: list[ToolSpec],
+               config: SynthesisConfig, progress: Callable[[int], None] | None = None,
+               on_start: Callable[[int], None] | None = None) -> EpisodeRun:
+    """Play every playable task in checkpointed shards (finished shards of the same run are kept)."""
+    agent_index = {a.agent_id: a for a in from_frame(agents, Agent, stage="synthesis")[0]}
+    valid, unreadable = split_valid(tasks, Task, stage="synthesis")
+    playable, unplayable = split_playable(valid, agent_index)
+    run_id = fingerprint(playable, agent_index, config.episode, config.rollout,
+                         config.agent_backend, config.user_backend)
+    if on_start:
+        on_start(playable.height)
+    shards = run_shards(playable, agent_index, tool_lookup(tools),
+                        Path(config.checkpoint_dir) / run_id, config.rollout, config.episode,
+                        config.agent_backend, config.user_backend, progress)
+    return EpisodeRun(shards, unreadable + unplayable, playable.height, run_id)
 
 
 def build_tasks(agents: list[Agent], tools: list[ToolSpec], config: SynthesisConfig):

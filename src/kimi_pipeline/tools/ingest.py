@@ -271,16 +271,6 @@ def _load(file_ref: str, load: Callable[[], Any]) -> Any:
     )
 
 
-def _unique_id(base: str, used: set[str]) -> str:
-    tool_id = base
-    for suffix in itertools.count(2):
-        if tool_id not in used:
-            break
-        tool_id = f"{base}~{suffix}"
-    used.add(tool_id)
-    return tool_id
-
-
 def _record(
     file_ref: str, item: RawTool, limits: NormaliseConfig, used: set[str]
 ) -> ToolSpec | QuarantineRecord:
@@ -293,16 +283,7 @@ def _record(
             "normalise", item.ref, f"normaliser error: {type(exc).__name__}: {exc}", _original(item)
         )
     try:
-        return ToolSpec(
-            tool_id=_unique_id(f"file:{file_ref}/{tool.name}", used),
-            name=tool.name,
-            description=tool.description,
-            parameters=tool.parameters,
-            output_schema=tool.output_schema,
-            source="file",
-            source_ref=item.ref,
-            fixes=list(tool.fixes),
-        )
+        return tool.to_spec(f"file:{file_ref}", used, "file", item.ref)
     except ValidationError as exc:
         return _quarantine("normalise", item.ref, f"not a valid ToolSpec: {exc}", _original(item))
 

@@ -30,6 +30,7 @@ from urllib.parse import unquote
 
 from jsonschema import Draft202012Validator
 
+from kimi_pipeline.records import ToolSpec
 from kimi_pipeline.tools.config import NormaliseConfig
 
 __all__ = [
@@ -62,6 +63,26 @@ class NormalisedTool:
     parameters: dict[str, Any]
     output_schema: dict[str, Any] | None
     fixes: tuple[str, ...]
+
+    def to_spec(self, id_prefix: str, taken: set[str], source: str, source_ref: str,
+                **extra: Any) -> ToolSpec:
+        """The ToolSpec of this tool, id '<id_prefix>/<name>' made unique within ``taken``."""
+        return ToolSpec(
+            tool_id=unique_id(f"{id_prefix}/{self.name}", taken), name=self.name,
+            description=self.description, parameters=self.parameters,
+            output_schema=self.output_schema, source=source, source_ref=source_ref,
+            fixes=list(self.fixes), **extra,
+        )
+
+
+def unique_id(base: str, taken: set[str]) -> str:
+    """``base``, or ``base~2``, ``base~3`` … when already taken; records the one returned."""
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}~{n}"
+    taken.add(candidate)
+    return candidate
 
 
 # ------------------------------------------------------------------------------ registries

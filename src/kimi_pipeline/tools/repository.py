@@ -34,15 +34,6 @@ def quarantine(step: str, source: str, ref: str, reason: str, original: Any) -> 
     )
 
 
-def _unique_id(base: str, taken: set[str]) -> str:
-    candidate, n = base, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{base}~{n}"
-    taken.add(candidate)
-    return candidate
-
-
 def tools_from_mcp(harvested: Iterable[Any], limits: NormaliseConfig):
     """Harvested MCP tools (``HarvestedTool``) → (ToolSpecs, quarantine records)."""
     tools, rejected, taken = [], [], set()
@@ -60,11 +51,7 @@ def tools_from_mcp(harvested: Iterable[Any], limits: NormaliseConfig):
         except SpecRejected as exc:
             rejected.append(quarantine("normalise", "mcp", ref, str(exc), raw))
             continue
-        tools.append(ToolSpec(
-            tool_id=_unique_id(f"mcp:{item.server}/{norm.name}", taken),
-            name=norm.name, description=norm.description, parameters=norm.parameters,
-            output_schema=norm.output_schema, source="mcp", source_ref=ref, fixes=list(norm.fixes),
-        ))
+        tools.append(norm.to_spec(f"mcp:{item.server}", taken, "mcp", ref))
     return tools, rejected
 
 
@@ -81,12 +68,10 @@ def tools_from_evolution(result: Any, limits: NormaliseConfig):
         except SpecRejected as exc:
             rejected.append(quarantine("normalise", "synthetic", ref, str(exc), candidate))
             continue
-        tools.append(ToolSpec(
-            tool_id=_unique_id(f"synthetic:{candidate['domain']}/{norm.name}", taken),
-            name=norm.name, description=norm.description, parameters=norm.parameters,
-            output_schema=norm.output_schema, source="synthetic", source_ref=ref,
+        tools.append(norm.to_spec(
+            f"synthetic:{candidate['domain']}", taken, "synthetic", ref,
             category=candidate.get("category"), domain=candidate.get("domain"),
-            fixes=list(norm.fixes), evolution=list(candidate.get("evolution", [])),
+            evolution=list(candidate.get("evolution", [])),
         ))
     return tools, rejected
 

@@ -4,32 +4,14 @@ from __future__ import annotations
 
 import time
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 from tqdm.auto import tqdm
 
 from kimi_pipeline.agents import report
-from kimi_pipeline.agents.synthesis import (
-    SynthesisConfig,
-    build_agents,
-    build_tasks,
-    split_playable,
-    tool_lookup,
-)
-from kimi_pipeline.envs.rollout import fingerprint, run_shards
-from kimi_pipeline.records import (
-    Agent,
-    QuarantineRecord,
-    Task,
-    ToolSpec,
-    from_frame,
-    split_valid,
-    to_frame,
-)
-
-AGENTS_PER_BATCH = 1000
+from kimi_pipeline.agents.synthesis import SynthesisConfig, build_agents, play_tasks, task_frame
+from kimi_pipeline.records import Agent, QuarantineRecord, ToolSpec, from_frame, to_frame
 
 
 def synthesize_agents(tool_repository: pl.DataFrame, params: dict[str, Any]):
@@ -42,13 +24,8 @@ def synthesize_agents(tool_repository: pl.DataFrame, params: dict[str, Any]):
 def write_tasks(agents: pl.DataFrame, tool_repository: pl.DataFrame, params: dict[str, Any]):
     config = SynthesisConfig.model_validate(params)
     tools, _ = from_frame(tool_repository, ToolSpec, stage="synthesis")
-    frames, rejected = [], []
-    for offset in range(0, agents.height, AGENTS_PER_BATCH):  # bounded memory at any scale
-        agent_records, _ = from_frame(agents.slice(offset, AGENTS_PER_BATCH), Agent, "synthesis")
-        tasks, bad = build_tasks(agent_records, tools, config)
-        frames.append(to_frame(tasks, Task))
-        rejected += bad
-    return pl.concat(frames) if frames else to_frame([], Task), to_frame(rejected, QuarantineRecord)
+    tasks, rejected = task_frame(agents, tools, config)
+    return tasks, to_frame(rejected, QuarantineRecord)
 
 
 def run_episodes(
@@ -58,19 +35,13 @@ def run_episodes(
     config = SynthesisConfig.model_validate(params)
     start = time.perf_counter()
     tools, _ = from_frame(tool_repository, ToolSpec, stage="synthesis")
-    agent_index = {a.agent_id: a for a in from_frame(agents, Agent, stage="synthesis")[0]}
-    valid, unreadable = split_valid(tasks, Task, stage="synthesis")
-    playable, unplayable = split_playable(valid, agent_index)
-    run_id = fingerprint(playable, agent_index, config.episode, config.rollout,
-                         config.agent_backend, config.user_backend)
-    with tqdm(total=playable.height, desc="episodes", unit="ep", smoothing=0.1) as bar:
-        paths = run_shards(playable, agent_index, tool_lookup(tools),
-                           Path(config.checkpoint_dir) / run_id, config.rollout, config.episode,
-                           config.agent_backend, config.user_backend, bar.update)
-    shards = {p.stem: partial(pl.read_parquet, p) for p in paths}
-    stats = {"episodes": playable.height, "shards": len(paths), "checkpoint": run_id,
+    with tqdm(desc="episodes", unit="ep", smoothing=0.1) as bar:
+        run = play_tasks(agents, tasks, tools, config, progress=bar.update,
+                         on_start=lambda total: setattr(bar, "total", total))
+    shards = {p.stem: partial(pl.read_parquet, p) for p in run.shards}
+    stats = {"episodes": run.episodes, "shards": len(run.shards), "checkpoint": run.run_id,
              "seconds": round(time.perf_counter() - start, 3)}
-    return shards, to_frame(unreadable + unplayable, QuarantineRecord), stats
+    return shards, to_frame(run.quarantined, QuarantineRecord), stats
 
 
 def collect_quarantine(*frames: pl.DataFrame) -> pl.DataFrame:
