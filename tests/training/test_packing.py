@@ -1,0 +1,214 @@
+"""Packing: examples share rows without seeing each other, labels stay inside their example."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from kimi_pipeline.training.chat import render_with_mask
+from kimi_pipeline.training.packing import (
+    IGNORE_INDEX,
+    PackingConfig,
+    best_fit_decreasing,
+    block_causal_mask,
+    collate_packed,
+    forward_packed,
+    pack,
+    pack_examples,
+)
+from tests.training import TOOLS, conversation, make_tokenizer
+
+VOCAB = 96
+IMPLS = ["sdpa", "eager"]
+
+
+def tiny_llama(impl: str) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+        attn_implementation=impl,
+    )
+    assert config.use_cache  # the default that silently disables packed masks
+    return LlamaForCausalLM(config).eval()
+
+
+def example(rng: random.Random, length: int, all_labels: bool = False) -> dict[str, list[int]]:
+    ids = [rng.randrange(3, VOCAB) for _ in range(length)]
+    if all_labels:  # pretraining-style: every token is a target, the first one included
+        return {"input_ids": ids, "labels": list(ids)}
+    labels = [t if rng.random() < 0.6 else IGNORE_INDEX for t in ids]
+    labels[0] = IGNORE_INDEX  # BOS, as render_with_mask produces
+    return {"input_ids": ids, "labels": labels}
+
+
+def examples(n: int, seed: int = 0, lo: int = 2, hi: int = 20, **kw) -> list[dict]:
+    rng = random.Random(seed)
+    return [example(rng, rng.randint(lo, hi), **kw) for _ in range(n)]
+
+
+def split(row: dict, key: str) -> list[list[int]]:
+    out, start = [], 0
+    for n in row["lengths"]:
+        out.append(row[key][start:start + n])
+        start += n
+    return out
+
+
+def alone_logits(model, ids: list[int]) -> torch.Tensor:
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0]
+
+
+@pytest.mark.parametrize("explicit_mask", [False, True])
+@pytest.mark.parametrize("impl", IMPLS)
+def test_logits_inside_a_packed_row_equal_the_example_alone(impl, explicit_mask):
+    model = tiny_llama(impl)
+    rows, _ = pack(examples(12), PackingConfig(seq_len=40, pad_token_id=1))
+    assert any(len(r["lengths"]) > 2 for r in rows)  # really packed
+    with torch.no_grad():
+        packed = forward_packed(model, collate_packed(rows), explicit_mask=explicit_mask).logits
+    for b, row in enumerate(rows):
+        start = 0
+        for ids in split(row, "input_ids"):
+            got = packed[b, start:start + len(ids)]
+            torch.testing.assert_close(got, alone_logits(model, ids), atol=1e-5, rtol=0)
+            start += len(ids)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_packed_loss_equals_token_weighted_losses_alone(impl):
+    model = tiny_llama(impl)
+    data = examples(10, seed=1, all_labels=True)  # first labels are targets: the boundary matters
+    rows, _ = pack(data, PackingConfig(seq_len=48))
+    with torch.no_grad():
+        packed_loss = forward_packed(model, collate_packed(rows)).loss
+        total, count = 0.0, 0
+        for ex in data:
+            out = model(torch.tensor([ex["input_ids"]]), labels=torch.tensor([ex["labels"]]))
+            n = sum(label != IGNORE_INDEX for label in ex["labels"][1:])  # HF shifts by one
+            total, count = total + out.loss.item() * n, count + n
+    assert packed_loss.item() == pytest.approx(total / count, abs=1e-5)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_changing_one_example_leaves_its_row_neighbours_unchanged(impl):
+    model = tiny_llama(impl)
+    rows, _ = pack(examples(3, lo=8, hi=10), PackingConfig(seq_len=32))
+    (row,) = rows
+    edited = {**row, "input_ids": list(row["input_ids"])}
+    first, second = row["lengths"][0], row["lengths"][1]
+    edited["input_ids"][first:first + second] = [5] * second  # rewrite the middle example
+    with torch.no_grad():
+        before, after = (
+            forward_packed(model, collate_packed([r])).logits[0] for r in (row, edited)
+        )
+    end = first + second
+    torch.testing.assert_close(after[:first], before[:first], atol=1e-6, rtol=0)
+    torch.testing.assert_close(after[end:], before[end:], atol=1e-6, rtol=0)
+    assert not torch.allclose(after[first:end], before[first:end], atol=1e-3)
+
+
+def test_block_mask_is_causal_within_examples_and_padding():
+    mask = block_causal_mask(torch.tensor([[0, 1, 2, 0, 1, 0, 0, 1]]))
+    allowed = (mask[0, 0] == 0).int()
+    expected = torch.zeros(8, 8, dtype=torch.int)
+    for lo, hi in [(0, 3), (3, 5), (5, 6), (6, 8)]:
+        expected[lo:hi, lo:hi] = torch.ones(hi - lo, hi - lo, dtype=torch.int).tril()
+    assert torch.equal(allowed, expected)
+
+
+def realistic_lengths(n: int, seed: int = 0) -> list[int]:
+    """Log-normal around ~450 tokens, long tail to the context: SFT agent conversations."""
+    rng = random.Random(seed)
+    return [max(16, min(4096, int(rng.lognormvariate(6.1, 0.7)))) for _ in range(n)]
+
+
+def test_padding_efficiency_on_realistic_lengths():
+    data = [{"input_ids": [7] * n, "labels": [IGNORE_INDEX] * n} for n in realistic_lengths(3000)]
+    _, stats = pack(data, PackingConfig(seq_len=4096, buffer_size=1000))
+    assert stats.efficiency > 0.9, stats
+
+
+def test_stats_add_up_and_every_example_lands_once_unchanged_but_its_first_label():
+    data = examples(200, seed=3, lo=1, hi=70, all_labels=True)
+    rows, stats = pack(data, PackingConfig(seq_len=64, buffer_size=50, pad_token_id=2))
+    assert stats.examples == 200 and stats.rows == len(rows)
+    assert stats.truncated_examples == sum(len(e["input_ids"]) > 64 for e in data) > 0
+    assert stats.real_tokens == sum(min(len(e["input_ids"]), 64) for e in data)
+    assert stats.real_tokens + stats.padding_tokens == 64 * len(rows)
+    assert stats.label_tokens == sum(sum(x != IGNORE_INDEX for x in r["labels"]) for r in rows)
+    assert stats.as_dict()["efficiency"] == stats.real_tokens / (64 * len(rows))
+    expected = Counter()
+    for e in data:
+        ids, labels = e["input_ids"][:64], e["labels"][:64]
+        expected[(tuple(ids), (IGNORE_INDEX, *labels[1:]))] += 1
+    got = Counter()
+    for r in rows:
+        for ids, labels in zip(split(r, "input_ids"), split(r, "labels"), strict=True):
+            got[(tuple(ids), tuple(labels))] += 1
+        real = sum(r["lengths"])
+        assert set(r["input_ids"][real:]) <= {2} and set(r["labels"][real:]) <= {IGNORE_INDEX}
+    assert got == expected
+
+
+def test_labels_never_cross_a_boundary_and_positions_restart():
+    rows, _ = pack(examples(100, seed=4, all_labels=True), PackingConfig(seq_len=50))
+    for r in rows:
+        start = 0
+        for n in r["lengths"]:
+            assert r["labels"][start] == IGNORE_INDEX  # the target "predicted" by the previous one
+            assert r["position_ids"][start:start + n] == list(range(n))
+            start += n
+        assert r["position_ids"][start:] == list(range(50 - start))
+
+
+def test_rendered_conversations_already_start_with_an_unlabelled_bos():
+    tokenizer = make_tokenizer()
+    rendered = render_with_mask(tokenizer, conversation("Ana"), TOOLS)
+    assert rendered["input_ids"][0] == tokenizer.bos_token_id
+    assert rendered["labels"][0] == IGNORE_INDEX
+    (row,), _ = pack([rendered], PackingConfig(seq_len=len(rendered["input_ids"])))
+    assert row["labels"] == rendered["labels"]  # nothing to change for real chat data
+
+
+def test_packing_is_deterministic_given_the_seed():
+    data = examples(300, seed=5)
+    config = PackingConfig(seq_len=64, buffer_size=100, seed=11)
+    assert pack(data, config)[0] == pack(data, config)[0]
+    assert pack(data, config)[0] != pack(data, config.model_copy(update={"seed": 12}))[0]
+
+
+def test_packing_streams_one_buffer_at_a_time():
+    consumed = []
+
+    def stream():
+        for i, e in enumerate(examples(1000, seed=6)):
+            consumed.append(i)
+            yield e
+
+    first = next(pack_examples(stream(), PackingConfig(seq_len=64, buffer_size=100)))
+    assert len(first["input_ids"]) == 64
+    assert len(consumed) <= 101
+
+
+def test_best_fit_decreasing_fills_bins_without_overflow():
+    lengths = realistic_lengths(500, seed=7)
+    bins = best_fit_decreasing(lengths, 4096)
+    assert sorted(i for b in bins for i in b) == list(range(500))
+    assert all(sum(lengths[i] for i in b) <= 4096 for b in bins)
+    assert len(bins) <= -(-sum(lengths) // 4096) + 2  # within 2 bins of the lower bound
+    assert best_fit_decreasing([5, 3, 2, 4], 7) == [[0, 2], [3, 1]]  # longest first: 5+2, 4+3
+
+
+def test_collate_stacks_rows_into_long_tensors():
+    rows, _ = pack(examples(20), PackingConfig(seq_len=32))
+    batch = collate_packed(rows)
+    assert set(batch) == {"input_ids", "labels", "position_ids"}
+    assert all(t.shape == (len(rows), 32) and t.dtype == torch.long for t in batch.values())
+    with pytest.raises(ValueError, match="same length"):
+        collate_packed([rows[0], {**rows[1], "input_ids": rows[1]["input_ids"][:-1]}])
