@@ -64,11 +64,15 @@ class BackendConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["offline", "openai"] = Field(
+    kind: Literal["offline", "openai", "hf"] = Field(
         "offline", description="'offline': deterministic programs, no network; "
-        "'openai': any OpenAI-compatible chat-completions endpoint."
+        "'openai': any OpenAI-compatible chat-completions endpoint; "
+        "'hf': a local Hugging Face model folder, micro-batched generate (llm.hf_backend)."
     )
-    model: str = Field("offline", description="Model name sent to the endpoint.")
+    model: str = Field(
+        "offline", description="Model name sent to the endpoint ('hf': the model folder when "
+        "model_path is not set)."
+    )
     base_url: str | None = Field(
         None, description="Endpoint root, e.g. http://localhost:8000/v1 for vLLM/SGLang."
     )
@@ -86,6 +90,31 @@ class BackendConfig(BaseModel):
     temperature: float = Field(0.7, ge=0, description="Default sampling temperature.")
     max_tokens: int = Field(2048, ge=1, description="Default completion length cap.")
     seed: int = Field(0, description="Seed for deterministic offline programs / endpoint sampling.")
+    model_path: str | None = Field(
+        None, description="'hf': local folder with the model and its tokenizer "
+        "(save_pretrained layout: our trained model or a real checkpoint)."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="'hf': where the model runs; 'auto' = CUDA when available, else CPU."
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="'hf': weight dtype; 'auto' = bfloat16 on CUDA, float32 on CPU."
+    )
+    max_batch_size: int = Field(
+        16, ge=1, description="'hf': requests (rows) decoded together in one generate call."
+    )
+    batch_wait_ms: float = Field(
+        5.0, ge=0, description="'hf': after a request arrives, wait at most this long for more "
+        "to join its batch (0: batch only what is already queued)."
+    )
+    context_length: int | None = Field(
+        None, ge=2, description="'hf': tokens of prompt + completion at most; null = the "
+        "model's max_position_embeddings. A longer prompt is answered with an error."
+    )
+    tool_format: str = Field(
+        "auto", description="'hf': how the model writes tool calls (llm.tool_parsing: kimi, "
+        "hermes, json); 'auto' detects it from the tokenizer's chat template."
+    )
     send_context: bool = Field(
         False, description="openai: also send the request's role and structured context as the "
         "extension fields kimi_role / kimi_context (for kimi_pipeline.llm.server; real endpoints "
@@ -109,8 +138,11 @@ def register_backend(kind: str):
 def make_backend(config: BackendConfig | dict[str, Any]) -> ChatBackend:
     if isinstance(config, dict):
         config = BackendConfig.model_validate(config)
-    # importing the implementations registers them
+    # importing the implementations registers them; torch is imported only for 'hf'
     from kimi_pipeline.llm import offline, openai_backend  # noqa: F401
+
+    if config.kind == "hf":
+        from kimi_pipeline.llm import hf_backend  # noqa: F401
 
     if config.kind not in _BACKENDS:
         raise ValueError(f"unknown LLM backend {config.kind!r}; known: {sorted(_BACKENDS)}")
