@@ -14,15 +14,19 @@ from typing import Any, Iterable
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from kimi_pipeline.agents.evaluate import EvaluationConfig
 from kimi_pipeline.agents.synthesis import SynthesisConfig
 from kimi_pipeline.curation.filtering import FilteringConfig
 from kimi_pipeline.tools.config import ToolRepoConfig
+from kimi_pipeline.training.sft import SftConfig
 
 # top-level parameter key -> the model validating it (one entry per stage)
 STAGE_CONFIGS: dict[str, type[BaseModel]] = {
     "tool_repo": ToolRepoConfig,
     "synthesis": SynthesisConfig,
     "filtering": FilteringConfig,
+    "sft": SftConfig,
+    "sft_evaluation": EvaluationConfig,
 }
 
 _SECRET_KEY = re.compile(

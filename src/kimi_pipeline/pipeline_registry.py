@@ -2,13 +2,14 @@
 
 from kedro.pipeline import Pipeline
 
-from kimi_pipeline.pipelines import filtering, synthesis, tool_repo
+from kimi_pipeline.pipelines import filtering, sft, synthesis, tool_repo
 
 # DAG order; each stage meets the next only through the catalog
 STAGES = {
     "tool_repo": tool_repo.create_pipeline,
     "synthesis": synthesis.create_pipeline,
     "filtering": filtering.create_pipeline,
+    "sft": sft.create_pipeline,
 }
 
 

@@ -1,0 +1,44 @@
+"""Thin nodes of the sft stage: catalog data in, library call, catalog data out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+import polars as pl
+
+from kimi_pipeline.agents.evaluate import EvaluationConfig, compare_models
+from kimi_pipeline.training import report, sft
+from kimi_pipeline.training.model_folder import ModelFolder
+
+
+def _mlflow_run() -> dict[str, str] | None:
+    run = mlflow.active_run()
+    return {"tracking_uri": mlflow.get_tracking_uri(), "run_id": run.info.run_id} if run else None
+
+
+def train_sft(sft_dataset: pl.DataFrame, params: dict[str, Any]) -> tuple[ModelFolder, dict]:
+    config = sft.SftConfig.model_validate(params)
+    prepared = sft.prepare_run(sft_dataset, config, mlflow_run=_mlflow_run())
+    result = sft.train(prepared, config)
+    if mlflow.active_run():
+        mlflow.log_params(result.get("optimizer") or {})  # optim/name, kernel, lrs, Muon/AdamW split
+    training = {"result": result, "packing": prepared.packing,
+                "initial_model": str(prepared.initial.path)}
+    return ModelFolder(prepared.run_dir / "final"), training
+
+
+def evaluate_sft(sft_model: ModelFolder, training: dict[str, Any], sft_dataset: pl.DataFrame,
+                 tasks: pl.DataFrame, agents: pl.DataFrame, tool_repository: pl.DataFrame,
+                 params: dict[str, Any]) -> tuple[dict[str, Any], pl.DataFrame]:
+    config = EvaluationConfig.model_validate(params)
+    models = {"initial": training["initial_model"], "sft": str(sft_model.path)}
+    return compare_models(models, sft_dataset, tasks, agents, tool_repository, config)
+
+
+def report_sft(training: dict[str, Any], evaluation: dict[str, Any]):
+    result = training["result"]
+    summary = report.training_summary(result)
+    full = {"training": summary, "packing": training["packing"], "evaluation": evaluation}
+    metrics = report.report_metrics(summary, training["packing"], evaluation)
+    return full, metrics, report.training_figure(result["metrics"])

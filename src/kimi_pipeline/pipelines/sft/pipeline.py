@@ -1,0 +1,24 @@
+"""Wiring of the sft stage (the logic lives in ``kimi_pipeline.training`` and ``agents``)."""
+
+from kedro.pipeline import Node, Pipeline
+
+from kimi_pipeline.pipelines.sft import nodes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(nodes.train_sft, ["sft_dataset", "params:sft"], ["sft_model", "sft_training"],
+                 name="train_sft"),
+            Node(
+                nodes.evaluate_sft,
+                ["sft_model", "sft_training", "sft_dataset", "tasks", "agents", "tool_repository",
+                 "params:sft_evaluation"],
+                ["sft_evaluation", "sft_evaluation_sample"],
+                name="evaluate_sft",
+            ),
+            Node(nodes.report_sft, ["sft_training", "sft_evaluation"],
+                 ["sft_report", "sft_metrics", "sft_loss_plot"], name="report_sft"),
+        ],
+        tags=["sft"],
+    )

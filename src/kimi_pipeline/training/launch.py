@@ -1,0 +1,184 @@
+"""Run a training job in its own processes: the run spec, the launcher, and the worker entry point.
+
+The Kedro node never trains in its own process. It writes a ``RunSpec`` (JSON: where the
+initial model, tokenizer and packed data are, every config, the run folder) and starts
+``python -m kimi_pipeline.training.launch SPEC`` — one process directly, or the DeepSpeed
+launcher for several processes or nodes (hostfile from config) — then reads the result
+folder back. The DAG is the same at every scale, a crash of a worker never takes the Kedro
+session with it, and the allocator settings that matter for speed (PERF_NOTES: glibc returning
+freed tensor memory every step cost ≈30%) are set before the workers start.
+
+The worker (``main``) initialises the process group, loads the model the same way for our
+small model and a real checkpoint, builds the optimizer and LR schedule, wraps them in a
+DeepSpeed engine, resumes from the newest checkpoint of the run folder if there is one, trains,
+and writes ``final/`` (a ``save_pretrained`` folder with the tokenizer) and ``result.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kimi_pipeline.training.engine import EngineConfig
+from kimi_pipeline.training.loop import TrainConfig
+from kimi_pipeline.training.optim import OptimizerConfig
+
+# PERF_NOTES.md: stop glibc from returning (and re-faulting) freed tensor memory every step
+ALLOCATOR_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": "8589934592",
+    "MALLOC_TRIM_THRESHOLD_": "8589934592",
+    "MALLOC_TOP_PAD_": "1073741824",
+}
+
+
+class RunSpec(BaseModel):
+    """Everything a training worker needs, written by the node as ``spec.json``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_dir: str = Field(description="Folder of this run: checkpoints, metrics, final model.")
+    initial_model: str = Field(description="save_pretrained folder the weights start from.")
+    tokenizer: str = Field(description="Tokenizer folder saved with the final model.")
+    train_data: str = Field(description="Packed training rows (torch.save of tensors).")
+    validation_data: str | None = Field(None, description="Packed validation rows.")
+    attn_implementation: str = Field("sdpa_max_logit", description="Attention kernel to load.")
+    context_tokens: float = Field(
+        description="Mean tokens an attention query sees (mean example length): FLOP count."
+    )
+    train: TrainConfig
+    optimizer: OptimizerConfig
+    deepspeed: dict[str, Any] = Field(description="DeepSpeed JSON config before our keys.")
+    mlflow_run: dict[str, str] | None = Field(
+        None, description="{'tracking_uri', 'run_id'} to log per-step metrics live."
+    )
+    progress: bool = Field(True, description="Show a progress bar on rank 0.")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def worker_env(engine: EngineConfig, cuda: bool) -> dict[str, str]:
+    env = {**os.environ, **ALLOCATOR_ENV}
+    if not cuda:
+        env["DS_ACCELERATOR"] = "cpu"
+        # DeepSpeed's Muon compiles its kernel per matrix shape; on CPU that costs a minute
+        # or more and never pays back at the sizes a CPU trains, so it runs eagerly
+        env.setdefault("TORCHDYNAMO_DISABLE", "1")
+        cores = os.cpu_count() or 1
+        env.setdefault("OMP_NUM_THREADS", str(max(1, cores // engine.num_processes)))
+    return env
+
+
+def command(spec_path: Path, engine: EngineConfig, port: int) -> list[str]:
+    """The worker command: the module directly for one process, else the DeepSpeed launcher."""
+    entry = ["-m", "kimi_pipeline.training.launch", str(spec_path)]
+    if engine.world_size == 1:
+        return [sys.executable, *entry]
+    launcher = [sys.executable, "-m", "deepspeed.launcher.runner",
+                "--num_gpus", str(engine.num_processes), "--num_nodes", str(engine.num_nodes),
+                "--master_port", str(port), "--no_local_rank", *engine.launcher_args]
+    if engine.hostfile:
+        launcher += ["--hostfile", engine.hostfile]
+    return [*launcher, "--module", *entry[1:]]
+
+
+def launch(spec: RunSpec, engine: EngineConfig, log_name: str = "train.log") -> dict[str, Any]:
+    """Start the workers on ``spec``, wait, and return ``result.json`` (raises on failure)."""
+    import torch
+
+    run_dir = Path(spec.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    spec_path = run_dir / "spec.json"
+    spec_path.write_text(spec.model_dump_json(indent=2))
+    port = engine.master_port or free_port()
+    env = worker_env(engine, torch.cuda.is_available())
+    if engine.world_size == 1:
+        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", WORLD_SIZE="1",
+                   LOCAL_RANK="0")
+    log_path = run_dir / log_name
+    (run_dir / "result.json").unlink(missing_ok=True)
+    with log_path.open("a") as log:
+        # the progress bar (stderr) stays on the terminal; everything else also goes to the log
+        proc = subprocess.Popen(command(spec_path, engine, port), env=env,
+                                stdout=subprocess.PIPE, stderr=None, text=True)
+        for line in proc.stdout:
+            log.write(line)
+        code = proc.wait()
+    result_path = run_dir / "result.json"
+    if code != 0 or not result_path.exists():
+        tail = "".join(log_path.read_text().splitlines(keepends=True)[-30:])
+        raise RuntimeError(f"training workers failed (exit code {code}); log {log_path}:\n{tail}")
+    return json.loads(result_path.read_text())
+
+
+def main(spec_path: str) -> None:
+    """Worker entry point (one per process)."""
+    import torch
+
+    from kimi_pipeline.training import engine as ds_engine
+    from kimi_pipeline.training.loop import Trainer, MetricsSink, schedule, seed_everything, total_steps
+    from kimi_pipeline.training.model import flops_per_token, load_model, measure_peak_flops
+    from kimi_pipeline.training.optim import prepare_optimizer
+    from kimi_pipeline.training.tokenizer import load_tokenizer
+
+    spec = RunSpec.model_validate_json(Path(spec_path).read_text())
+    run_dir = Path(spec.run_dir)
+    ds_engine.init_distributed()
+    import torch.distributed as dist
+
+    rank, world = dist.get_rank(), dist.get_world_size()
+    seed_everything(spec.train.seed)
+    tokenizer = load_tokenizer(spec.tokenizer)
+    model = load_model(spec.initial_model, spec.attn_implementation)
+    train = torch.load(spec.train_data)
+    validation = torch.load(spec.validation_data) if spec.validation_data else None
+    steps = total_steps(spec.train, len(train["input_ids"]), world)
+    flops = flops_per_token(model, spec.context_tokens)  # before ZeRO-3 partitions the weights
+    setup = prepare_optimizer(model, spec.optimizer, ds_engine.zero_stage(spec.deepspeed))
+    config = ds_engine.resolve_deepspeed_config(
+        spec.deepspeed, spec.train.micro_batch_size, spec.train.accumulation,
+        spec.train.max_grad_norm, setup.ds_config,
+    )
+    engine, lr_scheduler = ds_engine.initialize(
+        model, config, setup.optimizer, setup.model_parameters, schedule(spec.train, steps)
+    )
+    bf16 = spec.train.autocast == "bf16" or config.get("bf16", {}).get("enabled", False)
+    on_gpu = engine.device.type == "cuda"
+    peak = measure_peak_flops(torch.bfloat16 if bf16 else torch.float32,
+                              device=str(engine.device) if on_gpu else "cpu")
+    trainer = Trainer(engine, lr_scheduler, spec.train, train, validation, steps, run_dir,
+                      MetricsSink(run_dir / "metrics.jsonl", spec.mlflow_run),
+                      flops, peak, setup.qk_clip)
+    trainer.resume()
+    summary = trainer.run(tokenizer.pad_token_id, progress=spec.progress)
+    state = ds_engine.consolidated_state_dict(engine)
+    if rank == 0:
+        final, staging = run_dir / "final", run_dir / ".final.tmp"
+        engine.module.save_pretrained(str(staging), state_dict=state)
+        tokenizer.save_pretrained(str(staging))
+        if final.exists():
+            import shutil
+
+            shutil.rmtree(final)
+        staging.rename(final)
+        result = {**summary, "world_size": world, "peak_flops": peak,
+                  "zero_stage": ds_engine.zero_stage(config), "optimizer": setup.describe(),
+                  "flops_per_token": flops,
+                  "final_model": str(final)}
+        (run_dir / "result.json").write_text(json.dumps(result, indent=2))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

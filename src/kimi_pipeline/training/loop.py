@@ -1,0 +1,341 @@
+"""The training loop run inside each DeepSpeed process: schedule, steps, eval, checkpoints, resume.
+
+One optimizer step consumes one global batch of packed rows: ``micro_batch_size`` rows per
+micro-step, ``accumulation`` micro-steps, on every process. Which rows form a global batch
+depends only on the seed and the step (a seeded permutation per epoch), and micro-batch ``k``
+of a global batch is always the same rows whatever the world size, so 1 process × 2
+accumulation steps and 2 processes × 1 see the same data — and a resumed run continues with
+exactly the rows the uninterrupted one would have used.
+
+Resume: every ``checkpoint_every`` steps DeepSpeed saves model, optimizer, LR schedule and our
+client state (step, RNG states); a restarted run loads the newest one and continues, giving
+bitwise the same final weights on CPU as a run that never stopped. Metrics go to
+``metrics.jsonl`` (rank 0) and, when the spec names an MLflow run, to MLflow with their step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import resource
+import shutil
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from pydantic import BaseModel, ConfigDict, Field
+
+from kimi_pipeline.training.qk_clip import max_logit_stats, record_max_logits, reset_max_logits
+
+
+class TrainConfig(BaseModel):
+    """Steps, batch shape, schedule, evaluation and checkpointing of one training run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seq_len: int = Field(512, ge=16, description="Tokens per packed row.")
+    micro_batch_size: int = Field(8, ge=1, description="Packed rows per process per micro-step.")
+    accumulation: int = Field(1, ge=1, description="Micro-steps per optimizer step.")
+    epochs: float = Field(1.0, gt=0, description="Passes over the training rows (fractional ok).")
+    max_steps: int | None = Field(None, ge=1, description="Caps optimizer steps when set.")
+    warmup_steps: int = Field(10, ge=0, description="Linear LR warm-up steps.")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Cosine decays to lr × this.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Global gradient-norm clip.")
+    eval_every: int = Field(50, ge=1, description="Held-out loss every N steps (and at the end).")
+    eval_rows: int = Field(64, ge=1, description="Validation rows used for the held-out loss.")
+    checkpoint_every: int = Field(50, ge=1, description="Resumable checkpoint every N steps.")
+    keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept on disk.")
+    log_every: int = Field(1, ge=1, description="Metrics logged every N steps.")
+    max_logit_every: int = Field(
+        1, ge=0, description="Record max attention logit every N steps (0: never; QK-Clip "
+        "records every step regardless)."
+    )
+    autocast: Literal["none", "bf16"] = Field(
+        "none", description="Mixed precision of the forward pass outside DeepSpeed's own bf16 "
+        "mode (CPU: 'bf16' uses AMX where present)."
+    )
+    seed: int = Field(0, description="Seed of data order and every RNG.")
+
+
+def total_steps(config: TrainConfig, rows: int, world_size: int) -> int:
+    per_step = config.micro_batch_size * config.accumulation * world_size
+    steps = max(1, math.floor(rows * config.epochs / per_step))
+    return min(steps, config.max_steps) if config.max_steps else steps
+
+
+def schedule(config: TrainConfig, steps: int):
+    """Linear warm-up then cosine decay to ``min_lr_ratio`` (a LambdaLR factor)."""
+    warmup = min(config.warmup_steps, max(steps - 1, 0))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+        return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return lambda optimizer: torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class RowOrder:
+    """Which packed rows micro-batch ``k`` of optimizer step ``s`` reads (seeded, world-free)."""
+
+    def __init__(self, rows: int, micro_batch_size: int, seed: int) -> None:
+        self.rows, self.micro, self.seed = rows, micro_batch_size, seed
+        self._epoch, self._perm = -1, None
+
+    def micro_batch(self, step: int, k: int, per_step: int) -> list[int]:
+        start = (step * per_step + k) * self.micro
+        return [self._row(i) for i in range(start, start + self.micro)]
+
+    def _row(self, i: int) -> int:
+        epoch, offset = divmod(i, self.rows)
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(self.seed + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.rows, generator=generator)
+        return int(self._perm[offset])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"python": random.getstate(), "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state()}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def _world() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def _all_mean(values: list[float]) -> list[float]:
+    tensor = torch.tensor(values, dtype=torch.float64)
+    if _world() > 1:
+        dist.all_reduce(tensor)
+        tensor /= _world()
+    return tensor.tolist()
+
+
+def _all_sum(value: float) -> float:
+    tensor = torch.tensor([value], dtype=torch.float64)
+    if _world() > 1:
+        dist.all_reduce(tensor)
+    return float(tensor[0])
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+class MetricsSink:
+    """Rank 0 writes every metric row to ``metrics.jsonl`` and, if configured, MLflow."""
+
+    def __init__(self, path: Path, mlflow_run: dict[str, str] | None) -> None:
+        self.path, self.client, self.run_id = path, None, None
+        if mlflow_run and _rank() == 0:
+            from mlflow.tracking import MlflowClient
+
+            self.client = MlflowClient(mlflow_run["tracking_uri"])
+            self.run_id = mlflow_run["run_id"]
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        if _rank() != 0:
+            return
+        with self.path.open("a") as handle:
+            handle.write(json.dumps({"step": step, **metrics}) + "\n")
+        if self.client is not None:
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            batch = [Metric(f"train.{k}", float(v), now, step) for k, v in metrics.items()
+                     if isinstance(v, (int, float)) and math.isfinite(v)]
+            self.client.log_batch(self.run_id, metrics=batch)
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Metric rows by step; a step logged twice (before a crash and after resume) keeps the last."""
+    # lines cut short by a crash are skipped
+    if not path.exists():
+        return []
+    rows: dict[int, dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a crash
+            continue
+        rows[row["step"]] = row
+    return [rows[step] for step in sorted(rows)]
+
+
+class Trainer:
+    """Steps a DeepSpeed engine over packed rows; owns eval, metrics and checkpoints."""
+
+    def __init__(self, engine, lr_scheduler, config: TrainConfig, train: dict[str, torch.Tensor],
+                 validation: dict[str, torch.Tensor] | None, steps: int, run_dir: Path,
+                 sink: MetricsSink, flops_per_token: float, peak_flops: float, qk_clip=None):
+        self.engine, self.lr_scheduler, self.config = engine, lr_scheduler, config
+        self.train_rows, self.validation, self.steps = train, validation, steps
+        self.run_dir, self.sink, self.qk_clip = run_dir, sink, qk_clip
+        self.flops_per_token, self.peak_flops = flops_per_token, peak_flops
+        self.order = RowOrder(len(train["input_ids"]), config.micro_batch_size, config.seed)
+        self.device = engine.device
+        self.step = 0
+        self.checkpoints = run_dir / "checkpoints"
+
+    # ------------------------------------------------------------------ resume
+    def resume(self) -> bool:
+        if not (self.checkpoints / "latest").exists():
+            return False
+        _, client = self.engine.load_checkpoint(str(self.checkpoints))
+        self.step = int(client["step"])
+        _set_rng_state(client["rng"][_rank()])
+        return True
+
+    def save_checkpoint(self) -> None:
+        states = [None] * _world()
+        if _world() > 1:
+            dist.all_gather_object(states, _rng_state())
+        else:
+            states = [_rng_state()]
+        self.engine.save_checkpoint(str(self.checkpoints), tag=f"step{self.step:07d}",
+                                    client_state={"step": self.step, "rng": states})
+        if _rank() == 0:
+            tags = sorted(p for p in self.checkpoints.glob("step*") if p.is_dir())
+            for old in tags[: -self.config.keep_checkpoints]:
+                shutil.rmtree(old, ignore_errors=True)
+        if _world() > 1:
+            dist.barrier()
+
+    # ------------------------------------------------------------------ steps
+    def _batch(self, rows: list[int], source: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        index = torch.tensor(rows)
+        return {k: source[k][index].long().to(self.device)
+                for k in ("input_ids", "labels", "position_ids")}
+
+    def _autocast(self):
+        if self.config.autocast == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _record(self) -> bool:
+        every = self.config.max_logit_every
+        return self.qk_clip is not None or (every > 0 and self.step % every == 0)
+
+    def train_step(self) -> dict[str, float]:
+        per_step = self.config.accumulation * _world()
+        losses, tokens, labelled = [], 0, 0
+        model = self.engine.module
+        record = self._record()
+        lr = self.lr_scheduler.get_last_lr()[0]
+        with record_max_logits(model) if record else nullcontext():
+            for a in range(self.config.accumulation):
+                k = a * _world() + _rank()
+                batch = self._batch(self.order.micro_batch(self.step, k, per_step), self.train_rows)
+                with self._autocast():
+                    loss = self.engine(**batch, use_cache=False).loss
+                self.engine.backward(loss)
+                if a == self.config.accumulation - 1:
+                    grad_norm = self._grad_norm_before_step()
+                self.engine.step()
+                losses.append(loss.item())
+                tokens += int((batch["input_ids"] != self.pad_id).sum())
+                labelled += int((batch["labels"] != -100).sum())
+        stats = self._max_logits(model) if record else {}
+        self.step += 1
+        (loss,) = _all_mean([sum(losses) / len(losses)])
+        grad_norm = self.engine.get_global_grad_norm() if grad_norm is None else grad_norm
+        metrics = {
+            "loss": loss,
+            "lr": lr,
+            "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
+            "tokens": _all_sum(tokens),
+            "label_tokens": _all_sum(labelled),
+        }
+        if "max_logit" in stats:
+            metrics["max_attention_logit"] = float(stats["max_logit"])
+        if "qk_clip/heads_clipped" in stats:
+            metrics["qk_clip_heads"] = float(stats["qk_clip/heads_clipped"])
+        return metrics
+
+    def _max_logits(self, model) -> dict[str, float]:
+        """Max logits of this step (all ranks), after QK-Clip rescaled the heads above τ."""
+        if self.qk_clip is not None:
+            return self.qk_clip.apply(model)  # reports the pre-clip max, then resets
+        stats = max_logit_stats(model)
+        reset_max_logits(model)
+        return stats
+
+    def _grad_norm_before_step(self) -> float | None:
+        """Stage 0 keeps whole gradients and DeepSpeed does not report their norm: compute it."""
+        if self.engine.zero_optimization_stage() != 0:
+            return None  # DeepSpeed's ZeRO optimizers report it after the step
+        grads = [p.grad for p in self.engine.module.parameters() if p.grad is not None]
+        return float(torch.nn.utils.get_total_norm(grads)) if grads else None
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        if not self.validation:
+            return float("nan")
+        self.engine.eval()
+        rows = min(self.config.eval_rows, len(self.validation["input_ids"]))
+        mine = list(range(_rank(), rows, _world()))
+        total, count = 0.0, 0
+        for i in range(0, len(mine), self.config.micro_batch_size):
+            batch = self._batch(mine[i: i + self.config.micro_batch_size], self.validation)
+            with self._autocast():
+                loss = self.engine(**batch, use_cache=False).loss
+            n = int((batch["labels"][:, 1:] != -100).sum())
+            total, count = total + loss.item() * n, count + n
+        self.engine.train()
+        return _all_sum(total) / max(_all_sum(count), 1.0)
+
+    def run(self, pad_id: int, progress: bool = True) -> dict[str, Any]:
+        from tqdm.auto import tqdm
+
+        self.pad_id = pad_id
+        resumed_from = self.step
+        bar = tqdm(total=self.steps, initial=self.step, desc="sft", unit="step",
+                   disable=not progress or _rank() != 0, dynamic_ncols=True)
+        self.engine.train()
+        last_eval = float("nan")
+        start = time.perf_counter()
+        while self.step < self.steps:
+            tick = time.perf_counter()
+            metrics = self.train_step()
+            seconds = time.perf_counter() - tick
+            metrics["tokens_per_s"] = metrics["tokens"] / seconds
+            metrics["mfu"] = metrics["tokens_per_s"] * self.flops_per_token / (
+                self.peak_flops * _world())
+            metrics["step_s"] = seconds
+            metrics["peak_memory_mb"] = max(_all_mean([peak_memory_mb(self.device)]))
+            if self.step % self.config.eval_every == 0 or self.step == self.steps:
+                last_eval = metrics["eval_loss"] = self.evaluate()
+            if self.step % self.config.log_every == 0 or "eval_loss" in metrics:
+                self.sink.log(self.step, metrics)
+            if self.step % self.config.checkpoint_every == 0 and self.step < self.steps:
+                self.save_checkpoint()
+            bar.update(1)
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", lr=f"{metrics['lr']:.2e}",
+                            tok_s=f"{metrics['tokens_per_s']:.0f}")
+        bar.close()
+        return {"steps": self.steps, "resumed_from_step": resumed_from,
+                "train_seconds": time.perf_counter() - start, "final_eval_loss": last_eval}

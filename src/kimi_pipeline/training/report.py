@@ -1,0 +1,90 @@
+"""What a training run reports: summary figures, MLflow metrics, the training-curve plot.
+
+Per-step metrics reach MLflow live from the workers (``loop.MetricsSink``); this module
+condenses them into the stage report (means over the steady state, the first step excluded
+because it pays for start-up), a 2×2 figure people read faster than the numbers (loss and
+held-out loss, learning rate, throughput and MFU, max attention logit), and the evaluation
+table of the initial model against the trained one.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def _series(metrics: list[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    rows = [r for r in metrics if r.get(key) is not None]
+    return [r["step"] for r in rows], [float(r[key]) for r in rows]
+
+
+def _steady_mean(metrics: list[dict[str, Any]], key: str) -> float | None:
+    _, values = _series(metrics[1:] or metrics, key)
+    return statistics.fmean(values) if values else None
+
+
+def training_summary(result: dict[str, Any]) -> dict[str, Any]:
+    metrics = result.get("metrics", [])
+    _, losses = _series(metrics, "loss")
+    _, evals = _series(metrics, "eval_loss")
+    return {
+        "steps": result.get("steps"),
+        "resumed_from_step": result.get("resumed_from_step"),
+        "reused_finished_run": result.get("reused", False),
+        "world_size": result.get("world_size"),
+        "zero_stage": result.get("zero_stage"),
+        "optimizer": result.get("optimizer"),
+        "train_seconds": result.get("train_seconds"),
+        "first_loss": losses[0] if losses else None,
+        "final_loss": losses[-1] if losses else None,
+        "first_eval_loss": evals[0] if evals else None,
+        "final_eval_loss": evals[-1] if evals else None,
+        "tokens_per_s": _steady_mean(metrics, "tokens_per_s"),
+        "mfu": _steady_mean(metrics, "mfu"),
+        "peak_flops": result.get("peak_flops"),
+        "peak_memory_mb": max((r.get("peak_memory_mb", 0) for r in metrics), default=None),
+        "max_attention_logit": max((r.get("max_attention_logit", 0) for r in metrics), default=None),
+        "run_dir": result.get("run_dir"),
+    }
+
+
+def report_metrics(summary: dict[str, Any], packing: dict[str, dict[str, float]],
+                   evaluation: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Flat summary metrics (step 0) for MLflow; per-step curves were logged by the workers."""
+    values: dict[str, float] = {}
+    for key in ("final_loss", "final_eval_loss", "tokens_per_s", "mfu", "peak_memory_mb",
+                "max_attention_logit", "train_seconds"):
+        if isinstance(summary.get(key), (int, float)):
+            values[key] = summary[key]
+    values["packing_efficiency"] = packing["train"]["efficiency"]
+    for model, figures in evaluation.items():
+        for key, value in figures.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                values[f"eval.{model}.{key}"] = value
+    return {name: {"value": float(v), "step": 0} for name, v in values.items()}
+
+
+def training_figure(metrics: list[dict[str, Any]], title: str = "SFT") -> Figure:
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    loss_ax, lr_ax, speed_ax, logit_ax = axes.flat
+    loss_ax.plot(*_series(metrics, "loss"), label="train", lw=1)
+    loss_ax.plot(*_series(metrics, "eval_loss"), "o-", label="held-out", ms=3)
+    loss_ax.set(title="loss", xlabel="step")
+    loss_ax.legend()
+    lr_ax.plot(*_series(metrics, "lr"))
+    lr_ax.set(title="learning rate", xlabel="step")
+    speed_ax.plot(*_series(metrics, "tokens_per_s"), lw=1, color="tab:green")
+    speed_ax.set(title="tokens/s (left) and MFU (right)", xlabel="step")
+    mfu = speed_ax.twinx()
+    mfu.plot(*_series(metrics, "mfu"), lw=1, color="tab:purple")
+    logit_ax.plot(*_series(metrics, "max_attention_logit"), lw=1, color="tab:red")
+    logit_ax.set(title="max attention logit", xlabel="step")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,204 @@
+"""Tool-use SFT end to end: tokenizer, packed data, initial model, DeepSpeed run, result.
+
+``SftConfig`` is the ``sft`` stage's parameters. ``prepare_run`` turns ``sft_dataset`` into
+what the workers read: the tokenizer (trained on the training conversations for the ``base``
+model, a checkpoint's own otherwise), assistant-only labels from the chat template, rows packed
+without attention crossing examples, and the initial model as a ``save_pretrained`` folder.
+The run folder is named by a fingerprint of data and configs, so starting the stage again after
+a crash resumes the same run from its newest checkpoint, and a finished run is not trained twice.
+``train`` launches the workers (``launch.py``) and returns the trained folder and its figures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from kimi_pipeline.training.chat import IGNORE_INDEX, render_with_mask
+from kimi_pipeline.training.engine import EngineConfig, load_deepspeed_config
+from kimi_pipeline.training.launch import RunSpec, launch
+from kimi_pipeline.training.loop import TrainConfig, read_metrics
+from kimi_pipeline.training.model import ModelConfig, build_model
+from kimi_pipeline.training.model_folder import ModelFolder
+from kimi_pipeline.training.optim import OptimizerConfig
+from kimi_pipeline.training.packing import PackingConfig, collate_packed, pack
+from kimi_pipeline.training.tokenizer import corpus_from_examples, load_tokenizer, train_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+class SftConfig(BaseModel):
+    """Parameters of the ``sft`` stage (``parameters_sft.yml``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelConfig = Field(default_factory=ModelConfig, description="Initial policy.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Loop and schedule.")
+    optimizer: OptimizerConfig = Field(
+        default_factory=OptimizerConfig, description="Optimizer (muon, muonclip, adamw, …)."
+    )
+    engine: EngineConfig = Field(default_factory=EngineConfig, description="DeepSpeed/launcher.")
+    mask_method: Literal["auto", "markers", "prefix"] = Field(
+        "auto", description="How assistant tokens are found (training/chat.py)."
+    )
+    tokenizer_min_frequency: int = Field(
+        2, ge=1, description="BPE merge minimum pair count (built-from-config model only)."
+    )
+    max_examples: int | None = Field(
+        None, ge=1, description="Use at most this many training examples (quick runs)."
+    )
+    runs_dir: str = Field(
+        "data/06_models/sft_runs", description="Run folders (checkpoints, metrics, logs)."
+    )
+    resume: bool = Field(
+        True, description="Continue a run with the same fingerprint from its newest checkpoint "
+        "(and reuse a finished one); false starts it over."
+    )
+    progress: bool = Field(True, description="Progress bar while training.")
+
+
+@dataclass
+class PreparedRun:
+    """Everything written before the workers start."""
+
+    spec: RunSpec
+    run_dir: Path
+    initial: ModelFolder
+    packing: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _examples(frame: pl.DataFrame, split: str, limit: int | None) -> pl.DataFrame:
+    rows = frame.filter(pl.col("split") == split).sort("example_id")
+    return rows.head(limit) if limit else rows
+
+
+def _tokenized(frame: pl.DataFrame, tokenizer, method: str, seq_len: int, dropped: list[str]):
+    """Rendered examples with labels; those with no assistant token within ``seq_len`` are
+    dropped (their ids go to ``dropped``): a row of them would teach nothing."""
+    for example_id, messages, tools in zip(
+        frame["example_id"], frame["messages"], frame["tools"], strict=True
+    ):
+        messages = json.loads(messages) if isinstance(messages, str) else messages
+        tools = json.loads(tools) if isinstance(tools, str) else tools
+        example = render_with_mask(tokenizer, messages, tools or None, max_length=seq_len,
+                                   method=method)
+        if any(label != IGNORE_INDEX for label in example["labels"][1:]):
+            yield example
+        else:
+            dropped.append(example_id)
+
+
+def _packed(frame: pl.DataFrame, tokenizer, config: SftConfig) -> tuple[dict, dict[str, float]]:
+    packing = PackingConfig(seq_len=config.train.seq_len, seed=config.train.seed,
+                            pad_token_id=tokenizer.pad_token_id)
+    dropped: list[str] = []
+    examples = _tokenized(frame, tokenizer, config.mask_method, config.train.seq_len, dropped)
+    rows, stats = pack(examples, packing)
+    summary = {**stats.as_dict(), "dropped_without_labels": len(dropped)}
+    if dropped:
+        log.warning("sft: %d of %d examples have no assistant token within seq_len=%d and are "
+                    "left out (e.g. %s); raise train.seq_len", len(dropped), frame.height,
+                    config.train.seq_len, dropped[:3])
+    if not rows:
+        return {}, summary
+    tensors = collate_packed(rows)
+    return {k: tensors[k].to(torch.int32) for k in ("input_ids", "labels", "position_ids")}, summary
+
+
+def _digest(*parts: Any) -> str:
+    sha = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, torch.Tensor):
+            sha.update(part.numpy().tobytes())
+        else:
+            sha.update(json.dumps(part, sort_keys=True, default=str).encode())
+    return sha.hexdigest()[:16]
+
+
+def _tokenizer(train: pl.DataFrame, config: SftConfig):
+    if config.model.path:
+        tokenizer = load_tokenizer(config.model.path)
+        if tokenizer.pad_token is None:  # many checkpoints ship none; padding never has a label
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
+    corpus = corpus_from_examples(train["messages"], train["tools"])
+    return train_tokenizer(corpus, config.model.vocab_size, config.tokenizer_min_frequency)
+
+
+def prepare_run(sft_dataset: pl.DataFrame, config: SftConfig, root: str | Path = ".",
+                mlflow_run: dict[str, str] | None = None) -> PreparedRun:
+    """Tokenise, pack, fingerprint, and write the run folder the workers will read."""
+    train = _examples(sft_dataset, "train", config.max_examples)
+    if train.is_empty():
+        raise ValueError("sft_dataset has no 'train' examples: run the filtering stage first "
+                         "or check its thresholds (filter_report shows where examples went)")
+    validation = _examples(sft_dataset, "validation", None)
+    tokenizer = _tokenizer(train, config)
+    train_rows, train_stats = _packed(train, tokenizer, config)
+    val_rows, val_stats = _packed(validation, tokenizer, config)
+    if not train_rows:
+        raise ValueError(f"no training example of sft_dataset has an assistant token within "
+                         f"train.seq_len={config.train.seq_len}; raise it")
+    deepspeed = load_deepspeed_config(config.engine, root)
+    fingerprint = _digest(
+        train_rows["input_ids"], train_rows["labels"],
+        config.model_dump(exclude={"progress"}, mode="json"), deepspeed,
+        config.engine.world_size,
+    )
+    run_dir = Path(root) / config.runs_dir / fingerprint
+    if not config.resume and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer_dir = run_dir / "tokenizer"
+    tokenizer.save_pretrained(str(tokenizer_dir))
+    torch.save(train_rows, run_dir / "train.pt")
+    if val_rows:
+        torch.save(val_rows, run_dir / "validation.pt")
+    initial = _initial_model(config.model, tokenizer, run_dir)
+    stats = {"train": train_stats, "validation": val_stats}
+    spec = RunSpec(
+        run_dir=str(run_dir), initial_model=str(initial.path), tokenizer=str(tokenizer_dir),
+        train_data=str(run_dir / "train.pt"),
+        validation_data=str(run_dir / "validation.pt") if val_rows else None,
+        attn_implementation=config.model.attn_implementation,
+        context_tokens=train_stats["real_tokens"] / max(train_stats["examples"], 1),
+        train=config.train, optimizer=config.optimizer, deepspeed=deepspeed,
+        mlflow_run=mlflow_run, progress=config.progress,
+    )
+    return PreparedRun(spec=spec, run_dir=run_dir, initial=initial, packing=stats)
+
+
+def _initial_model(config: ModelConfig, tokenizer, run_dir: Path) -> ModelFolder:
+    if config.path:
+        return ModelFolder(Path(config.path))
+    folder = run_dir / "initial"
+    if not (folder / "config.json").exists():
+        model = build_model(config, len(tokenizer), tokenizer.pad_token_id,
+                            tokenizer.bos_token_id, tokenizer.eos_token_id)
+        ModelFolder.save(model, tokenizer, folder)
+    return ModelFolder(folder)
+
+
+def train(prepared: PreparedRun, config: SftConfig) -> dict[str, Any]:
+    """Run (or resume, or reuse) the training workers; the result with the metric history."""
+    result_path = prepared.run_dir / "result.json"
+    final = prepared.run_dir / "final"
+    if config.resume and result_path.exists() and (final / "config.json").exists():
+        log.info("sft: run %s already finished; reusing it", prepared.run_dir.name)
+        result = json.loads(result_path.read_text())
+        result["reused"] = True
+    else:
+        result = launch(prepared.spec, config.engine)
+        result["reused"] = False
+    result["metrics"] = read_metrics(prepared.run_dir / "metrics.jsonl")
+    result["run_dir"] = str(prepared.run_dir)
+    return result

@@ -1,0 +1,40 @@
+"""`kedro run --pipeline=sft --env=test` on the newest sft_dataset: model, report, MLflow, evaluation."""
+
+import json
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from kimi_pipeline.training.model_folder import ModelFolder
+from tests.conftest import load_catalog, run_kedro
+
+pytestmark = pytest.mark.slow
+
+
+def test_sft_stage_trains_saves_reports_and_evaluates(project):
+    for stage in ("tool_repo", "synthesis", "filtering", "sft"):
+        run_kedro(project, stage)
+    catalog = load_catalog(project)
+    folder = catalog.load("sft_model")
+    assert isinstance(folder, ModelFolder) and not folder.missing()
+    tokenizer = folder.load_tokenizer()
+    assert "<|tool_call|>" in tokenizer.get_vocab() and "generation" in tokenizer.chat_template
+    assert folder.load_model().config.num_hidden_layers == 2
+
+    report = json.loads(next((project / "data/08_reporting/sft_report.json").rglob("*.json")).read_text())
+    training = report["training"]
+    assert training["steps"] == 4 and training["final_loss"] < training["first_loss"]
+    assert report["packing"]["train"]["efficiency"] > 0.5
+    for model in ("initial", "sft"):
+        figures = report["evaluation"][model]
+        assert 0 <= figures["parse_validity_rate"] <= 1 and 0 <= figures["success_rate"] <= 1
+        assert figures["episodes"] == 3 and figures["completion_tokens"] > 0  # the model spoke
+    assert (project / "data/08_reporting/sft_training.png").exists()
+
+    client = MlflowClient()
+    run = client.search_runs(client.search_experiments()[0].experiment_id,
+                             filter_string="params.`sft.optimizer.name` != ''")[0]
+    history = client.get_metric_history(run.info.run_id, "train.loss")
+    assert [m.step for m in history] == [1, 2, 3, 4]
+    assert "sft.final_loss" in run.data.metrics
+    assert run.data.params["optim/optimizer"] == "muonclip"

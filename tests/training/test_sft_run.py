@@ -1,0 +1,151 @@
+"""SFT runs through real DeepSpeed workers on CPU: ZeRO 0/2/3, two processes, kill -9 and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import polars as pl
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from kimi_pipeline.training import sft
+from kimi_pipeline.training.launch import command, free_port, worker_env
+from tests.training import TOOLS, conversation
+
+pytestmark = pytest.mark.slow
+
+NAMES = ["Zoë", "Ana", "Björn", "李雷", "Omar", "Élodie", "Kwame", "Maya", "Ivo", "Sun"]
+
+
+def sft_frame() -> pl.DataFrame:
+    rows = []
+    for i in range(60):
+        name = f"{NAMES[i % len(NAMES)]}{i}"
+        rows.append({
+            "example_id": f"ex{i:03d}", "trajectory_id": f"t{i}", "agent_id": f"a{i % 6}",
+            "split": "validation" if i % 6 == 5 else "train",
+            "messages": json.dumps(conversation(name)), "tools": json.dumps(TOOLS),
+            "judge_score": 1.0, "domain": "orders", "persona": "terse",
+        })
+    return pl.DataFrame(rows)
+
+
+def config(tmp_path, **train) -> sft.SftConfig:
+    return sft.SftConfig.model_validate({
+        "model": {"vocab_size": 400, "hidden_size": 32, "intermediate_size": 64, "num_layers": 2,
+                  "num_heads": 2, "num_kv_heads": 2, "max_position_embeddings": 512},
+        "train": {"seq_len": 256, "micro_batch_size": 2, "max_steps": 6, "warmup_steps": 1,
+                  "eval_every": 3, "eval_rows": 4, "checkpoint_every": 3, **train},
+        "optimizer": {"name": "adamw", "lr": 0.01},
+        "engine": {"deepspeed_config": "conf/base/deepspeed/zero2.json"},
+        "runs_dir": str(tmp_path / "runs"), "progress": False,
+    })
+
+
+@pytest.fixture
+def repo_root(monkeypatch):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    monkeypatch.chdir(root)
+    return root
+
+
+def weights(result: dict) -> dict[str, torch.Tensor]:
+    return load_file(os.path.join(result["final_model"], "model.safetensors"))
+
+
+def _losses(result: dict) -> list[float]:
+    return [row["loss"] for row in result["metrics"] if "loss" in row]
+
+
+@pytest.mark.parametrize("stage", [0, 2, 3])
+def test_each_zero_stage_trains_and_saves_a_loadable_model(tmp_path, repo_root, stage):
+    cfg = config(tmp_path)
+    cfg.engine.zero_stage = stage
+    prepared = sft.prepare_run(sft_frame(), cfg)
+    result = sft.train(prepared, cfg)
+    losses = _losses(result)
+    assert result["zero_stage"] == stage and result["steps"] == 6 and len(losses) == 6
+    assert losses[-1] < losses[0]
+    last = result["metrics"][-1]
+    for key in ("lr", "grad_norm", "tokens_per_s", "mfu", "eval_loss", "peak_memory_mb",
+                "max_attention_logit"):
+        assert key in last and last[key] == last[key], key  # present and not NaN
+    model = prepared.initial.__class__(prepared.run_dir / "final").load_model()
+    assert sum(p.numel() for p in model.parameters()) > 0
+    initial = load_file(str(prepared.initial.path / "model.safetensors"))
+    trained = weights(result)
+    assert trained.keys() == initial.keys()
+    assert any(not torch.equal(trained[k], initial[k]) for k in trained)
+
+
+def test_two_process_zero3_matches_one_process(tmp_path, repo_root):
+    """Same global batch (2 rows × 2): 1 process × 2 accumulation steps vs 2 processes × 1."""
+    one = config(tmp_path / "one", accumulation=2, max_steps=4)
+    one.engine.zero_stage = 3
+    two = config(tmp_path / "two", accumulation=1, max_steps=4)
+    two.engine.zero_stage, two.engine.num_processes = 3, 2
+    first = sft.train(sft.prepare_run(sft_frame(), one), one)
+    second = sft.train(sft.prepare_run(sft_frame(), two), two)
+    assert second["world_size"] == 2
+    assert _losses(first) == pytest.approx(_losses(second), rel=1e-4)
+    a, b = weights(first), weights(second)
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_kill_minus_nine_then_resume_gives_bitwise_the_same_weights(tmp_path, repo_root):
+    steps = 40
+    straight_cfg = config(tmp_path / "straight", max_steps=steps, checkpoint_every=4, epochs=4)
+    straight = sft.train(sft.prepare_run(sft_frame(), straight_cfg), straight_cfg)
+
+    cfg = config(tmp_path / "killed", max_steps=steps, checkpoint_every=4, epochs=4)
+    prepared = sft.prepare_run(sft_frame(), cfg)
+    (prepared.run_dir / "spec.json").write_text(prepared.spec.model_dump_json())
+    port = free_port()
+    env = {**worker_env(cfg.engine, cuda=False), "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(port), "RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"}
+    proc = subprocess.Popen(command(prepared.run_dir / "spec.json", cfg.engine, port), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latest = prepared.run_dir / "checkpoints" / "latest"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if latest.exists() and latest.read_text().strip() >= "step0000008":
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    assert proc.wait() == -signal.SIGKILL, "the worker finished before it could be killed"
+    assert not (prepared.run_dir / "result.json").exists()
+
+    resumed = sft.train(prepared, cfg)
+    assert straight["steps"] == resumed["steps"] == steps
+    assert 8 <= resumed["resumed_from_step"] < steps
+    a, b = weights(straight), weights(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # metrics of the steps redone after the crash are kept once
+    assert [row["step"] for row in resumed["metrics"] if "loss" in row] == list(range(1, steps + 1))
+
+
+def test_a_finished_run_is_reused_not_retrained(tmp_path, repo_root):
+    cfg = config(tmp_path, max_steps=2)
+    prepared = sft.prepare_run(sft_frame(), cfg)
+    first = sft.train(prepared, cfg)
+    again = sft.train(sft.prepare_run(sft_frame(), cfg), cfg)
+    assert not first["reused"] and again["reused"]
+    assert again["run_dir"] == first["run_dir"]
+
+
+def test_missing_deepspeed_config_names_the_file(tmp_path, repo_root):
+    cfg = config(tmp_path)
+    cfg.engine.deepspeed_config = "conf/base/deepspeed/nope.json"
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        sft.prepare_run(sft_frame(), cfg)
+
+
+def test_dataset_without_train_examples_is_a_clear_error(tmp_path, repo_root):
+    frame = sft_frame().with_columns(pl.lit("validation").alias("split"))
+    with pytest.raises(ValueError, match="no 'train' examples"):
+        sft.prepare_run(frame, config(tmp_path))
