@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from kimi_pipeline.agents.evaluate import EvaluationConfig
 from kimi_pipeline.agents.synthesis import SynthesisConfig
 from kimi_pipeline.curation.filtering import FilteringConfig
+from kimi_pipeline.gym.run import GymConfig
 from kimi_pipeline.tools.config import ToolRepoConfig
 from kimi_pipeline.training.sft import SftConfig
 
@@ -27,6 +28,7 @@ STAGE_CONFIGS: dict[str, type[BaseModel]] = {
     "filtering": FilteringConfig,
     "sft": SftConfig,
     "sft_evaluation": EvaluationConfig,
+    "gym": GymConfig,
 }
 
 _SECRET_KEY = re.compile(

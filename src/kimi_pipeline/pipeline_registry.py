@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Pipeline
 
-from kimi_pipeline.pipelines import filtering, sft, synthesis, tool_repo
+from kimi_pipeline.pipelines import filtering, gym, sft, synthesis, tool_repo
 
 # DAG order; each stage meets the next only through the catalog
 STAGES = {
@@ -10,6 +10,7 @@ STAGES = {
     "synthesis": synthesis.create_pipeline,
     "filtering": filtering.create_pipeline,
     "sft": sft.create_pipeline,
+    "gym": gym.create_pipeline,
 }
 
 
