@@ -242,8 +242,8 @@ class ChatOnly:
 def test_the_policy_samples_k_texts_through_the_hf_backend_either_way(tasks, tiny_model_folder):
     from kimi_pipeline.gym.run import BackendPolicy, make_policy
 
-    cfg = config(max_new_tokens=6, temperature=0.0, cpu_threads=1,
-                 backend={"kind": "hf", "max_batch_size": 8, "device": "cpu"})
+    cfg = config(max_new_tokens=6, temperature=0.0,
+                 backend={"kind": "hf", "max_batch_size": 8, "device": "cpu", "cpu_threads": 1})
     batched = make_policy(tiny_model_folder.path, cfg)
     prompts = [chat_prompt(t, "Be brief.") for t in tasks[:3]]
     out = batched(prompts, K)
@@ -261,7 +261,7 @@ def test_the_policy_samples_k_texts_through_the_hf_backend_either_way(tasks, tin
 def test_cpu_threads_are_set_for_generation_and_restored():
     import torch
 
-    from kimi_pipeline.gym.run import cpu_threads
+    from kimi_pipeline.llm.hf_backend import cpu_threads
 
     before = torch.get_num_threads()
     with cpu_threads(1):

@@ -92,6 +92,11 @@ class EvaluationConfig(BaseModel):
         default_factory=JudgeConfig, description="Judge deciding rubric success (rule judge)."
     )
     seed: int = Field(0, description="Seed of the task subset and of every episode.")
+    hf_backend: BackendConfig = Field(
+        default_factory=lambda: BackendConfig(kind="hf", cache_dir=None),
+        description="Settings of the hf backend each compared model runs under (compare_models "
+        "sets model_path per model): batch size, device, dtype, cpu_threads.",
+    )
 
 
 @dataclass
@@ -299,7 +304,6 @@ def compare_models(
     agents: pl.DataFrame,
     tools: pl.DataFrame,
     config: EvaluationConfig,
-    backend: dict[str, Any] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], pl.DataFrame]:
     """Evaluate each ``{name: model folder}`` as the agent on the same SFT-held-out tasks.
 
@@ -309,7 +313,7 @@ def compare_models(
     held_out = validation_agent_ids(sft_dataset)
     summaries, frames = {}, []
     for name, path in model_paths.items():
-        settings = BackendConfig(**{**(backend or {}), "kind": "hf", "model_path": path})
+        settings = config.hf_backend.model_copy(update={"kind": "hf", "model_path": path})
         result = evaluate_agent(settings, tasks, agents, tools, config, agent_ids=held_out)
         summaries[name] = result.summary
         frames.append(result.rows.with_columns(pl.lit(name).alias("model")))

@@ -25,7 +25,6 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,12 +90,6 @@ class GymConfig(BaseModel):
         "KV-cached generate (max_batch_size rows, i.e. max_batch_size // samples prompts, per "
         "forward); another kind (e.g. 'openai' for a vLLM server of the same model) is asked k "
         "chat requests per prompt.",
-    )
-    cpu_threads: int | None = Field(
-        None, ge=1, description="torch CPU threads while the policy generates (restored after); "
-        "null keeps torch's default. Small models decode faster on one thread, and a second "
-        "thread collapses throughput when another process holds a core (measured 1855 vs 56 "
-        "tokens/s on 2 busy cores)."
     )
     band: BandConfig = Field(default_factory=BandConfig, description="RL prompt difficulty band.")
     verify_batch: int = Field(64, ge=1, description="Responses per verify_many call.")
@@ -290,22 +283,6 @@ def roll_out(tasks: Sequence[GymTask], policy: Policy, config: GymConfig,
 # --------------------------------------------------------------------------- the policy
 
 
-@contextmanager
-def cpu_threads(n: int | None):
-    """torch's intra-op CPU threads set to ``n`` inside the block (no-op for None)."""
-    if n is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 class BackendPolicy:
     """A ``Policy`` over an ``llm`` backend.
 
@@ -318,10 +295,6 @@ class BackendPolicy:
         self.backend, self.config, self.calls, self.errors = backend, config, 0, 0
 
     def __call__(self, prompts: list[list[dict[str, str]]], k: int) -> list[list[str]]:
-        with cpu_threads(self.config.cpu_threads):
-            return self._sample(prompts, k)
-
-    def _sample(self, prompts: list[list[dict[str, str]]], k: int) -> list[list[str]]:
         self.calls += 1  # a new seed per call, so chunks do not share their random stream
         seed = self.config.generation_seed + 7919 * self.calls
         if callable(getattr(self.backend, "generate", None)):

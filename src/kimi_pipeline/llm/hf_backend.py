@@ -46,6 +46,7 @@ import json
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -144,6 +145,20 @@ def _call_with_object_arguments(call: dict[str, Any]) -> dict[str, Any]:
 
 def _prior_calls(messages: list[dict[str, Any]]) -> int:
     return sum(len(m.get("tool_calls") or ()) for m in messages if m.get("role") == "assistant")
+
+
+@contextmanager
+def cpu_threads(n: int | None):
+    """torch's intra-op CPU threads set to ``n`` inside the block (no-op for None)."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @register_backend("hf")
@@ -252,7 +267,8 @@ class HFBackend:
             mask[row, width - len(prompt):] = 1
         config = self._generation_config(steps, temperature, k)
         start = time.perf_counter()
-        with self._lock, torch.inference_mode(), torch.random.fork_rng(devices=self._rng_devices()):
+        with self._lock, cpu_threads(self.config.cpu_threads), torch.inference_mode(), \
+                torch.random.fork_rng(devices=self._rng_devices()):
             torch.manual_seed(seed)
             out = self.model.generate(input_ids=ids.to(self.device),
                                       attention_mask=mask.to(self.device), generation_config=config)

@@ -158,7 +158,7 @@ def main(spec_path: str) -> None:
                               device=str(engine.device) if on_gpu else "cpu")
     trainer = Trainer(engine, lr_scheduler, spec.train, train, validation, steps, run_dir,
                       MetricsSink(run_dir / "metrics.jsonl", spec.mlflow_run),
-                      flops, peak, setup.qk_clip)
+                      flops, peak, spec.optimizer.lr, setup.qk_clip)
     trainer.resume()
     summary = trainer.run(tokenizer.pad_token_id, progress=spec.progress)
     state = ds_engine.consolidated_state_dict(engine)

@@ -191,11 +191,13 @@ class Trainer:
 
     def __init__(self, engine, lr_scheduler, config: TrainConfig, train: dict[str, torch.Tensor],
                  validation: dict[str, torch.Tensor] | None, steps: int, run_dir: Path,
-                 sink: MetricsSink, flops_per_token: float, peak_flops: float, qk_clip=None):
+                 sink: MetricsSink, flops_per_token: float, peak_flops: float, base_lr: float,
+                 qk_clip=None):
         self.engine, self.lr_scheduler, self.config = engine, lr_scheduler, config
         self.train_rows, self.validation, self.steps = train, validation, steps
         self.run_dir, self.sink, self.qk_clip = run_dir, sink, qk_clip
         self.flops_per_token, self.peak_flops = flops_per_token, peak_flops
+        self.base_lr = base_lr  # groups scale it (Muon per shape); the curve shows the schedule
         self.order = RowOrder(len(train["input_ids"]), config.micro_batch_size, config.seed)
         self.device = engine.device
         self.step = 0
@@ -245,7 +247,7 @@ class Trainer:
         losses, tokens, labelled = [], 0, 0
         model = self.engine.module
         record = self._record()
-        lr = self.lr_scheduler.get_last_lr()[0]
+        lr = self.base_lr * self.lr_scheduler.lr_lambdas[0](self.lr_scheduler.last_epoch)
         with record_max_logits(model) if record else nullcontext():
             for a in range(self.config.accumulation):
                 k = a * _world() + _rank()
