@@ -51,11 +51,18 @@ def _server(name: str, command: list[str], **kw) -> McpServerConfig:
     return McpServerConfig(name=name, command=command, **kw)
 
 
-def _pid_gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+def _pid_gone(pid: int, within_s: float = 5.0) -> bool:
+    """Gone (or a zombie) within ``within_s``: a SIGKILL lands asynchronously on a busy machine."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

@@ -250,6 +250,7 @@ class HFBackend:
             top_k=0 if sample else None, top_p=1.0 if sample else None,
             num_return_sequences=k, eos_token_id=self.stop_ids, pad_token_id=self.pad_id,
             bos_token_id=self.tokenizer.bos_token_id, use_cache=True,
+            cache_implementation=None if self.config.kv_cache == "dynamic" else "static",
         )
 
     def run_batch(self, prompts: list[list[int]], limits: list[int], temperature: float,

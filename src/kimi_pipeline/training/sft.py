@@ -89,9 +89,8 @@ def _tokenized(frame: pl.DataFrame, tokenizer, method: str, seq_len: int, droppe
     ):
         messages = json.loads(messages) if isinstance(messages, str) else messages
         tools = json.loads(tools) if isinstance(tools, str) else tools
-        example = render_with_mask(tokenizer, messages, tools or None, max_length=seq_len,
-                                   method=method)
-        if any(label != IGNORE_INDEX for label in example["labels"][1:]):
+        example = render_with_mask(tokenizer, messages, tools or None, method=method)
+        if any(label != IGNORE_INDEX for label in example["labels"][1:seq_len]):  # pack truncates
             yield example
         else:
             dropped.append(example_id)
