@@ -126,7 +126,9 @@ def main(spec_path: str) -> None:
     import torch
 
     from kimi_pipeline.training import engine as ds_engine
-    from kimi_pipeline.training.loop import Trainer, MetricsSink, schedule, seed_everything, total_steps
+    from kimi_pipeline.training.loop import (
+        MetricsSink, Trainer, schedule, seed_everything, total_steps,
+    )
     from kimi_pipeline.training.model import flops_per_token, load_model, measure_peak_flops
     from kimi_pipeline.training.optim import prepare_optimizer
     from kimi_pipeline.training.tokenizer import load_tokenizer
@@ -158,9 +160,9 @@ def main(spec_path: str) -> None:
                               device=str(engine.device) if on_gpu else "cpu")
     trainer = Trainer(engine, lr_scheduler, spec.train, train, validation, steps, run_dir,
                       MetricsSink(run_dir / "metrics.jsonl", spec.mlflow_run),
-                      flops, peak, spec.optimizer.lr, setup.qk_clip)
+                      flops, peak, spec.optimizer.lr, tokenizer.pad_token_id, setup.qk_clip)
     trainer.resume()
-    summary = trainer.run(tokenizer.pad_token_id, progress=spec.progress)
+    summary = trainer.run(progress=spec.progress)
     state = ds_engine.consolidated_state_dict(engine)
     if rank == 0:
         final, staging = run_dir / "final", run_dir / ".final.tmp"

@@ -76,7 +76,8 @@ def schedule(config: TrainConfig, steps: int):
         if step < warmup:
             return (step + 1) / (warmup + 1)
         progress = min(1.0, (step - warmup) / max(1, steps - warmup))
-        return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+        cosine = 0.5 * (1 + math.cos(math.pi * progress))
+        return config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine
 
     return lambda optimizer: torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
@@ -173,7 +174,6 @@ class MetricsSink:
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     """Metric rows by step; a step logged twice (before a crash and after resume) keeps the last."""
-    # lines cut short by a crash are skipped
     if not path.exists():
         return []
     rows: dict[int, dict[str, Any]] = {}
@@ -192,7 +192,7 @@ class Trainer:
     def __init__(self, engine, lr_scheduler, config: TrainConfig, train: dict[str, torch.Tensor],
                  validation: dict[str, torch.Tensor] | None, steps: int, run_dir: Path,
                  sink: MetricsSink, flops_per_token: float, peak_flops: float, base_lr: float,
-                 qk_clip=None):
+                 pad_id: int, qk_clip=None):
         self.engine, self.lr_scheduler, self.config = engine, lr_scheduler, config
         self.train_rows, self.validation, self.steps = train, validation, steps
         self.run_dir, self.sink, self.qk_clip = run_dir, sink, qk_clip
@@ -200,6 +200,7 @@ class Trainer:
         self.base_lr = base_lr  # groups scale it (Muon per shape); the curve shows the schedule
         self.order = RowOrder(len(train["input_ids"]), config.micro_batch_size, config.seed)
         self.device = engine.device
+        self.pad_id = pad_id  # padding is not counted in tokens/s
         self.step = 0
         self.checkpoints = run_dir / "checkpoints"
 
@@ -310,10 +311,9 @@ class Trainer:
         self.engine.train()
         return _all_sum(total) / max(_all_sum(count), 1.0)
 
-    def run(self, pad_id: int, progress: bool = True) -> dict[str, Any]:
+    def run(self, progress: bool = True) -> dict[str, Any]:
         from tqdm.auto import tqdm
 
-        self.pad_id = pad_id
         resumed_from = self.step
         bar = tqdm(total=self.steps, initial=self.step, desc="sft", unit="step",
                    disable=not progress or _rank() != 0, dynamic_ncols=True)

@@ -26,7 +26,7 @@ from kimi_pipeline.training import qk_clip  # noqa: F401  (registers "sdpa_max_l
 
 
 class ModelConfig(BaseModel):
-    """Where the initial policy comes from: a local checkpoint, or these sizes built from scratch."""
+    """Where the initial policy comes from: a local checkpoint, or these sizes from scratch."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -96,7 +96,8 @@ def parameter_counts(model: torch.nn.Module) -> dict[str, int]:
     """Total, input-embedding and trained-matmul parameter counts (tied head counted once)."""
     embedding = model.get_input_embeddings().weight
     total = sum(p.numel() for p in model.parameters())
-    return {"total": total, "embedding": embedding.numel(), "non_embedding": total - embedding.numel()}
+    return {"total": total, "embedding": embedding.numel(),
+            "non_embedding": total - embedding.numel()}
 
 
 def flops_per_token(model: PreTrainedModel, context: float) -> float:

@@ -49,7 +49,8 @@ def training_summary(result: dict[str, Any]) -> dict[str, Any]:
         "mfu": _steady_mean(metrics, "mfu"),
         "peak_flops": result.get("peak_flops"),
         "peak_memory_mb": max((r.get("peak_memory_mb", 0) for r in metrics), default=None),
-        "max_attention_logit": max((r.get("max_attention_logit", 0) for r in metrics), default=None),
+        "max_attention_logit": max((r.get("max_attention_logit", 0) for r in metrics),
+                                   default=None),
         "run_dir": result.get("run_dir"),
     }
 

@@ -1,4 +1,4 @@
-"""`kedro run --pipeline=sft --env=test` on the newest sft_dataset: model, report, MLflow, evaluation."""
+"""`kedro run --pipeline=sft --env=test` on the newest sft_dataset: model, report, MLflow, eval."""
 
 import json
 
@@ -21,7 +21,8 @@ def test_sft_stage_trains_saves_reports_and_evaluates(project):
     assert "<|tool_call|>" in tokenizer.get_vocab() and "generation" in tokenizer.chat_template
     assert folder.load_model().config.num_hidden_layers == 2
 
-    report = json.loads(next((project / "data/08_reporting/sft_report.json").rglob("*.json")).read_text())
+    reports = project / "data/08_reporting/sft_report.json"
+    report = json.loads(next(reports.rglob("*.json")).read_text())
     training = report["training"]
     assert training["steps"] == 4 and training["final_loss"] < training["first_loss"]
     assert report["packing"]["train"]["efficiency"] > 0.5

@@ -22,7 +22,8 @@ def train_sft(sft_dataset: pl.DataFrame, params: dict[str, Any]) -> tuple[ModelF
     prepared = sft.prepare_run(sft_dataset, config, mlflow_run=_mlflow_run())
     result = sft.train(prepared, config)
     if mlflow.active_run():
-        mlflow.log_params(result.get("optimizer") or {})  # optim/name, kernel, lrs, Muon/AdamW split
+        # optimizer name, kernel, learning rates, the Muon/AdamW parameter split
+        mlflow.log_params(result.get("optimizer") or {})
     training = {"result": result, "packing": prepared.packing,
                 "initial_model": str(prepared.initial.path)}
     return ModelFolder(prepared.run_dir / "final"), training
