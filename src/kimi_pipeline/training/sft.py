@@ -150,7 +150,7 @@ def prepare_run(sft_dataset: pl.DataFrame, config: SftConfig, root: str | Path =
     deepspeed = load_deepspeed_config(config.engine, root)
     fingerprint = _digest(
         train_rows["input_ids"], train_rows["labels"],
-        config.model_dump(exclude={"progress"}, mode="json"), deepspeed,
+        config.model_dump(exclude={"progress", "resume", "runs_dir"}, mode="json"), deepspeed,
         config.engine.world_size,
     )
     run_dir = Path(root) / config.runs_dir / fingerprint
