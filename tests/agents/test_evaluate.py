@@ -7,7 +7,6 @@ import json
 
 import polars as pl
 import pytest
-import torch
 
 from kimi_pipeline.agents.evaluate import (
     EvaluationConfig,
@@ -18,7 +17,7 @@ from kimi_pipeline.agents.evaluate import (
 from kimi_pipeline.agents.policy import to_openai
 from kimi_pipeline.envs.base import FaultConfig
 from kimi_pipeline.llm.base import BackendConfig, make_backend
-from kimi_pipeline.llm.hf_backend import HFBackend
+from kimi_pipeline.llm.hf_backend import HFBackend, cpu_threads
 from kimi_pipeline.records import Agent, ExpectedCall, Rubric, Task, ToolSpec, to_frame
 from tests.envs.test_episode import build_world
 from tests.llm.test_hf_backend import FORCED, save, tiny_model, train_forced
@@ -31,10 +30,8 @@ CUSTOMERS = ["Ana", "Omar", "Zoë", "Björn"]
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with cpu_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from kimi_pipeline.llm.base import BackendConfig, ChatRequest, complete_many, make_backend
-from kimi_pipeline.llm.hf_backend import HFBackend, prepare_messages
+from kimi_pipeline.llm.hf_backend import HFBackend, cpu_threads, prepare_messages
 from tests.training import TOOLS, conversation, make_tokenizer
 
 NAMES = ["Zoë", "Ana", "Björn", "李雷", "Omar", "Élodie"]
@@ -82,10 +82,8 @@ def backend(path: Path, **kw) -> HFBackend:
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """Tiny models run fastest on one intra-op thread (and do not fight other processes)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with cpu_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -67,6 +67,7 @@ from kimi_pipeline.envs.semantics import (
 from kimi_pipeline.llm.base import ChatBackend, ChatRequest, ChatResponse, complete_many
 from kimi_pipeline.llm.offline import offline_role
 from kimi_pipeline.records import Agent, Task, ToolSpec
+from kimi_pipeline.registry import registrar
 
 ROLE = "task_writer"
 REF = "$ref:"
@@ -1125,14 +1126,7 @@ TaskBuilder = Callable[[Ctx], "Draft | None"]
 _KINDS: dict[str, TaskBuilder] = {}
 
 
-def register_task_kind(kind: str):
-    """Register the offline builder of one task kind."""
-
-    def wrap(builder: TaskBuilder) -> TaskBuilder:
-        _KINDS[kind] = builder
-        return builder
-
-    return wrap
+register_task_kind = registrar(_KINDS)  # the offline builder of one task kind
 
 
 def _one_step(ctx: Ctx) -> Draft | None:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from kimi_pipeline.records import ExpectedCall, Rubric, Task, ToolCall, ToolSpec
+from kimi_pipeline.registry import registrar
 
 
 class FaultConfig(BaseModel):
@@ -124,12 +125,7 @@ ENVIRONMENT_MODULES = {
 }
 
 
-def register_environment(kind: str):
-    def wrap(factory):
-        _ENVIRONMENTS[kind] = factory
-        return factory
-
-    return wrap
+register_environment = registrar(_ENVIRONMENTS)
 
 
 def make_environment(kind: str, faults: FaultConfig | None = None) -> Environment:

@@ -48,6 +48,7 @@ from kimi_pipeline.gym.registry import Domain, Verification, register_domain
 from kimi_pipeline.llm.base import ChatBackend, ChatRequest, complete_many
 from kimi_pipeline.llm.offline import offline_role
 from kimi_pipeline.records import GymTask
+from kimi_pipeline.registry import registrar
 
 JUDGE_ROLE = "instruction_judge"
 CONSTRAINTS_PER_LEVEL = {1: 2, 2: 3, 3: 4}
@@ -815,12 +816,7 @@ HackCheck = Callable[[HackContext], tuple[bool, str]]
 HACK_CHECKS: dict[str, HackCheck] = {}
 
 
-def register_hack_check(name: str):
-    def wrap(fn: HackCheck) -> HackCheck:
-        HACK_CHECKS[name] = fn
-        return fn
-
-    return wrap
+register_hack_check = registrar(HACK_CHECKS)
 
 
 _GENERIC_CLAIM = re.compile(

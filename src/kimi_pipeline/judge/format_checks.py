@@ -23,6 +23,7 @@ from jsonschema.exceptions import best_match
 
 from kimi_pipeline.judge.rubric import decoded, error_type, parse_result, plain_messages
 from kimi_pipeline.records import Trajectory
+from kimi_pipeline.registry import registrar
 
 REFUSED_CALLS = ("invalid_arguments", "invalid_json", "unknown_tool")  # execution errors
 
@@ -57,14 +58,7 @@ FormatCheck = Callable[[Dialogue], Iterator[str]]
 FORMAT_CHECKS: dict[str, FormatCheck] = {}
 
 
-def register_format_check(name: str):
-    """Add a check (a generator of problem strings) to the registry."""
-
-    def wrap(check: FormatCheck) -> FormatCheck:
-        FORMAT_CHECKS[name] = check
-        return check
-
-    return wrap
+register_format_check = registrar(FORMAT_CHECKS)  # a check: a generator of problem strings
 
 
 def check_format(trajectory: Trajectory | Mapping[str, Any]) -> list[str]:

@@ -51,6 +51,7 @@ from kimi_pipeline.llm.base import (
 )
 from kimi_pipeline.llm.offline import offline_role
 from kimi_pipeline.records import ExpectedCall, Message, Rubric, StatePredicate, Trajectory
+from kimi_pipeline.registry import registrar
 
 ROLE = "judge"
 NESTED = ("messages", "tools", "initial_state", "final_state", "rubric", "outcome")
@@ -589,12 +590,7 @@ def _no_false_success_claim(ep: Episode) -> Result:
 OUTCOMES: dict[str, Criterion] = {}
 
 
-def register_outcome(name: str):
-    def wrap(function: Criterion) -> Criterion:
-        OUTCOMES[name] = function
-        return function
-
-    return wrap
+register_outcome = registrar(OUTCOMES)
 
 
 @register_outcome("complete")
@@ -837,14 +833,7 @@ JudgeFactory = Callable[..., Judge]
 _JUDGES: dict[str, JudgeFactory] = {}
 
 
-def register_judge(kind: str):
-    """Class decorator adding a judge to the registry under ``kind``."""
-
-    def wrap(factory: JudgeFactory) -> JudgeFactory:
-        _JUDGES[kind] = factory
-        return factory
-
-    return wrap
+register_judge = registrar(_JUDGES)  # a judge factory under its ``kind``
 
 
 def make_judge(

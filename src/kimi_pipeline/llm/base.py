@@ -17,6 +17,7 @@ from typing import Any, Callable, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from kimi_pipeline.records import ToolCall
+from kimi_pipeline.registry import registrar
 
 
 @dataclass
@@ -136,14 +137,7 @@ class BackendConfig(BaseModel):
 _BACKENDS: dict[str, Callable[[BackendConfig], ChatBackend]] = {}
 
 
-def register_backend(kind: str):
-    """Class decorator adding a backend factory to the registry under ``kind``."""
-
-    def wrap(factory):
-        _BACKENDS[kind] = factory
-        return factory
-
-    return wrap
+register_backend = registrar(_BACKENDS)  # a backend factory under its ``kind``
 
 
 def make_backend(config: BackendConfig | dict[str, Any]) -> ChatBackend:

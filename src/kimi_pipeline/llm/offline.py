@@ -19,6 +19,7 @@ from kimi_pipeline.llm.base import (
     Usage,
     register_backend,
 )
+from kimi_pipeline.registry import registrar
 
 OfflineProgram = Callable[[ChatRequest], "str | dict[str, Any] | list[Any] | ChatResponse"]
 _PROGRAMS: dict[str, OfflineProgram] = {}
@@ -39,14 +40,7 @@ ROLE_MODULES = {
 }
 
 
-def offline_role(role: str):
-    """Register the deterministic program that answers requests of ``role``."""
-
-    def wrap(program: OfflineProgram) -> OfflineProgram:
-        _PROGRAMS[role] = program
-        return program
-
-    return wrap
+offline_role = registrar(_PROGRAMS)  # the deterministic program answering a role's requests
 
 
 def _words(text: str) -> int:

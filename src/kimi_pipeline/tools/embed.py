@@ -16,6 +16,8 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
+from kimi_pipeline.registry import registrar
+
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 
@@ -26,12 +28,7 @@ class Embedder(Protocol):
 _EMBEDDERS: dict[str, Callable[[int], Embedder]] = {}
 
 
-def register_embedder(name: str):
-    def wrap(factory):
-        _EMBEDDERS[name] = factory
-        return factory
-
-    return wrap
+register_embedder = registrar(_EMBEDDERS)
 
 
 def make_embedder(name: str, batch_size: int = 128) -> Embedder:
