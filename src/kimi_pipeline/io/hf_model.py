@@ -21,7 +21,7 @@ from typing import Any
 
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
 
-from kimi_pipeline.training.model_folder import ModelFolder
+from kimi_pipeline.training.model_folder import ModelFolder, replace_folder
 
 _OBJECT_KEYS = {"model", "tokenizer", "metadata"}
 
@@ -53,7 +53,7 @@ class HFModelDataset(AbstractVersionedDataset[Any, ModelFolder]):
         try:
             _write(data, staging)
             _check(ModelFolder(staging), "save")
-            _replace(staging, target)
+            replace_folder(staging, target)
         except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
             self._remove_empty_version_folder(target.parent)
@@ -104,15 +104,3 @@ def _check(folder: ModelFolder, action: str) -> None:
             f"cannot {action} {folder.path}: not a Hugging Face model folder, missing "
             + "; ".join(missing)
         )
-
-
-def _replace(staging: Path, target: Path) -> None:
-    """Rename into place; an unversioned target is swapped, its old copy removed afterwards."""
-    if not target.exists():
-        staging.rename(target)
-        return
-    old = target.parent / f".{target.name}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old)

@@ -130,6 +130,7 @@ def main(spec_path: str) -> None:
         MetricsSink, Trainer, schedule, seed_everything, total_steps,
     )
     from kimi_pipeline.training.model import flops_per_token, load_model, measure_peak_flops
+    from kimi_pipeline.training.model_folder import replace_folder
     from kimi_pipeline.training.optim import prepare_optimizer
     from kimi_pipeline.training.tokenizer import load_tokenizer
 
@@ -168,11 +169,7 @@ def main(spec_path: str) -> None:
         final, staging = run_dir / "final", run_dir / ".final.tmp"
         engine.module.save_pretrained(str(staging), state_dict=state)
         tokenizer.save_pretrained(str(staging))
-        if final.exists():
-            import shutil
-
-            shutil.rmtree(final)
-        staging.rename(final)
+        replace_folder(staging, final)
         result = {**summary, "world_size": world, "peak_flops": peak,
                   "zero_stage": ds_engine.zero_stage(config), "optimizer": setup.describe(),
                   "flops_per_token": flops,

@@ -13,6 +13,7 @@ Library code: no Kedro here; ``kimi_pipeline.io.hf_model`` versions these folder
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,3 +88,15 @@ class ModelFolder:
             text = json.dumps(dict(metadata), indent=2, sort_keys=True, default=str)
             (path / METADATA_FILE).write_text(text + "\n", encoding="utf-8")
         return cls(path)
+
+
+def replace_folder(staging: Path, target: Path) -> None:
+    """Rename a finished folder into place; an existing target is swapped out, then removed."""
+    if not target.exists():
+        staging.rename(target)
+        return
+    old = target.parent / f".{target.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old)
