@@ -74,7 +74,8 @@ def test_template_renders_tools_calls_and_results():
     text = render_chat(conversation(), TOOLS)
     assert text.startswith("<|bos|><|system|>You are SYSTEM-SECRET")
     assert "<|tools|>\n" in text and "<|/tools|><|end|>" in text
-    assert '"name": "search_orders"' in text and '"description": "Cancel an order."' in text
+    assert "<|tools|>\nsearch_orders(customer?: string): Search orders by customer\n" in text
+    assert "cancel_order(order_id?: string): Cancel an order\n<|/tools|>" in text
     call = '<|tool_call|>{"name": "cancel_order", "arguments": {"order_id": "o-17"}}<|/tool_call|>'
     assert call in text
     assert '<|tool|>{"RESULT-A": ["o-17"]}<|end|>' in text
@@ -82,6 +83,37 @@ def test_template_renders_tools_calls_and_results():
     assert not text.endswith("<|assistant|>")
     prompt = render_chat(conversation()[:2], TOOLS, add_generation_prompt=True)
     assert prompt.endswith("<|end|><|assistant|>")
+
+
+def test_tools_are_declared_as_one_line_signatures():
+    tool = {
+        "name": "get_loan",
+        "description": "Retrieves one loan. Fails when absent.",
+        "parameters": {
+            "type": "object",
+            "required": ["target"],
+            "properties": {
+                "target": {"oneOf": [
+                    {"type": "object", "properties": {"loan_id": {"type": "string"}},
+                     "required": ["loan_id"]},
+                    {"type": "object", "properties": {"loan_ids": {
+                        "type": "array", "items": {"type": "string"}}}},
+                ]},
+                "fields": {"type": "array", "items": {"enum": ["due", "status"]}},
+                "note": {"type": ["string", "null"]},
+                "extra": {},
+            },
+        },
+    }
+    user = [{"role": "user", "content": "hi"}]
+    text = render_chat(user, [{"type": "function", "function": tool}])
+    assert (
+        "<|tools|>\nget_loan(target: {loan_id: string}|{loan_ids?: string[]}, "
+        'fields?: ("due"|"status")[], note?: string|null, extra?: any): Retrieves one loan\n'
+        "<|/tools|>"
+    ) in text
+    bare = render_chat(user, [{"name": "ping"}])
+    assert "<|tools|>\nping()\n<|/tools|>" in bare
 
 
 def test_template_without_system_puts_tools_in_own_system_turn():

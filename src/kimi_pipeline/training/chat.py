@@ -31,12 +31,38 @@ from transformers.utils.chat_template_utils import render_jinja_template
 
 IGNORE_INDEX = -100
 
-_TOOL_JSON = (
-    "{{ (tool.function if tool.function is defined else tool) | tojson(sort_keys=true) }}\n"
+# Tools are declared as compact signatures, one line each: name, parameters (``?`` = optional,
+# enums and anyOf/oneOf as unions, ``T[]`` arrays, nested objects in braces) and the first
+# sentence of the description. A JSON schema costs a small model 2-3x the tokens for the same
+# names and types, and the names and argument keys are what its calls must copy.
+_SIGNATURE_MACROS = (
+    "{%- macro ts_type(p) -%}"
+    "{%- if p.enum is defined -%}{{ p.enum | map('tojson') | join('|') }}"
+    "{%- elif p.type == 'array' -%}{% set item = p['items'] if 'items' in p else {} %}"
+    "{%- if item.enum is defined or item.type is sequence and item.type is not string -%}"
+    "({{ ts_type(item) }})[]{%- else -%}{{ ts_type(item) }}[]{%- endif -%}"
+    "{%- elif p.type == 'object' and p.properties is defined -%}{ {{- ts_fields(p) -}} }"
+    "{%- elif p.anyOf is defined or p.oneOf is defined -%}"
+    "{%- for option in p.anyOf or p.oneOf -%}{{ ts_type(option) }}{{ '|' if not loop.last }}"
+    "{%- endfor -%}"
+    "{%- elif p.type is string -%}{{ p.type }}"
+    "{%- elif p.type is defined -%}{{ p.type | join('|') }}"
+    "{%- else -%}any{%- endif -%}"
+    "{%- endmacro -%}"
+    "{%- macro ts_fields(s) -%}"
+    "{%- for name, p in (s.properties or {}).items() -%}"
+    "{{ name }}{% if name not in (s.required or []) %}?{% endif %}: {{ ts_type(p) }}"
+    "{%- if not loop.last %}, {% endif %}{%- endfor -%}"
+    "{%- endmacro -%}"
+)
+_TOOL_SIGNATURE = (
+    "{% set f = tool.function if tool.function is defined else tool %}"
+    "{% set summary = (f.description or '').split('. ')[0].strip().rstrip('.') %}"
+    "{{ f.name }}({{ ts_fields(f.parameters or {}) }}){{ ': ' + summary if summary }}\n"
 )
 _TOOLS_BLOCK = (
     "{%- if tools %}<|tools|>\n{% for tool in tools %}"
-    + _TOOL_JSON
+    + _TOOL_SIGNATURE
     + "{% endfor %}<|/tools|>{% endif %}"
 )
 _ARGUMENTS = (
@@ -50,7 +76,8 @@ _TOOL_CALL = (
     "{%- endfor %}"
 )
 CHAT_TEMPLATE = (
-    "{{- bos_token }}"
+    _SIGNATURE_MACROS
+    + "{{- bos_token }}"
     "{%- if tools and messages[0].role != 'system' %}<|system|>"
     + _TOOLS_BLOCK
     + "<|end|>{% endif %}"
