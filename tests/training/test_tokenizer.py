@@ -58,6 +58,13 @@ def test_vocab_is_learnt_from_corpus(tokenizer):
     assert len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= len(text) // 2
 
 
+def test_identifiers_split_into_words_with_their_underscore(tokenizer):
+    # no bare "_" between known words: a call copies a name piece by piece from the tools
+    assert tokenizer.tokenize("search_orders") == ["search", "_orders"]
+    assert tokenizer.tokenize("cancel_order") == ["cancel", "_order"]
+    assert tokenizer.tokenize("order_id") == ["order", "_id"]
+
+
 def test_vocab_size_too_small_is_rejected():
     with pytest.raises(ValueError, match="vocab_size"):
         train_tokenizer(["abc"], vocab_size=100)

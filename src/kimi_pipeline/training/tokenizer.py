@@ -1,12 +1,13 @@
 """Byte-level BPE tokenizer of the base model, trained on the synthesised SFT corpus.
 
 The ``base`` environment has no pretrained checkpoint, so its tokenizer is trained here with the
-``tokenizers`` library: GPT-2 style byte-level BPE (ByteLevel pre-tokenizer and decoder, so every
-string, any unicode included, round-trips losslessly), plus single-id special tokens for the
-sequence, the chat roles and tool calls, and ``CHAT_TEMPLATE`` attached as its chat template.
-The corpus is the SFT conversations rendered with that template, so the JSON of tool schemas and
-tool calls is what the merges are learnt on. Special-token strings are cut out of the corpus
-before training: they are whole tokens, and merges learnt on their characters would be wasted.
+``tokenizers`` library: byte-level BPE with GPT-2's word split, except that identifiers break into
+word-sized pieces (``WORD_SPLIT``), and ByteLevel bytes and decoder, so every string, any unicode
+included, round-trips losslessly; plus single-id special tokens for the sequence, the chat roles
+and tool calls, and ``CHAT_TEMPLATE`` attached as its chat template. The corpus is the SFT
+conversations rendered with that template, so the tool signatures and the JSON of tool calls are
+what the merges are learnt on. Special-token strings are cut out of the corpus before training:
+they are whole tokens, and merges learnt on their characters would be wasted.
 
 Saving and loading go through ``save_pretrained`` / ``AutoTokenizer.from_pretrained``, the same
 loading code the ``gpu`` environment uses for a real checkpoint directory.
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from kimi_pipeline.training.chat import CHAT_TEMPLATE, render_chat
@@ -30,6 +31,13 @@ ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>", "<|tool|>", "<|end|>")
 TOOL_TOKENS = ("<|tool_call|>", "<|/tool_call|>", "<|tools|>", "<|/tools|>")
 SPECIAL_TOKENS = (BOS, EOS, PAD, *ROLE_TOKENS, *TOOL_TOKENS)
 _SPECIAL_RE = re.compile("|".join(re.escape(t) for t in SPECIAL_TOKENS))
+# GPT-2's pre-tokenizer split, except that an underscore joins the letters after it, as a space
+# does: ``search_freezer_locations`` is ``search`` ``_freezer`` ``_locations``, not ten pieces with
+# five ``_`` between them. Tool names and argument keys are what tool calls copy from the tool
+# declarations, and a model copies a few word-sized tokens far more easily than many fragments.
+WORD_SPLIT = (
+    r"'s|'t|'re|'ve|'m|'ll|'d|[ _]?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+)
 
 
 def train_tokenizer(
@@ -40,7 +48,10 @@ def train_tokenizer(
     if vocab_size < minimum:
         raise ValueError(f"vocab_size must be at least {minimum} (special tokens + 256 bytes)")
     core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(WORD_SPLIT), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
     core.decoder = decoders.ByteLevel()
     core.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
