@@ -420,7 +420,9 @@ def loop_worker(spec: dict) -> None:
 
     from kimi_pipeline.training import engine as ds_engine
     from kimi_pipeline.training.launch import RunSpec
-    from kimi_pipeline.training.loop import RowOrder, schedule, seed_everything, total_steps
+    from kimi_pipeline.training.loop import (
+        RowOrder, next_token_loss, schedule, seed_everything, total_steps,
+    )
     from kimi_pipeline.training.model import load_model
     from kimi_pipeline.training.optim import prepare_optimizer
     from kimi_pipeline.training.qk_clip import max_logit_stats, record_max_logits
@@ -464,8 +466,8 @@ def loop_worker(spec: dict) -> None:
         ticks.append(time.perf_counter())
         with record_max_logits(module) if record else nullcontext():
             with autocast():
-                out = (module if spec["plain"] else engine)(**batch, use_cache=False)
-            loss = out.loss
+                loss = next_token_loss(module if spec["plain"] else engine, batch,
+                                       cfg.logits_on_labels_only)
             ticks.append(time.perf_counter())
             if spec["plain"]:
                 loss.backward()

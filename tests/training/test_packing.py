@@ -10,6 +10,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from kimi_pipeline.training.chat import render_with_mask
+from kimi_pipeline.training.loop import all_token_labels, next_token_loss
 from kimi_pipeline.training.packing import (
     IGNORE_INDEX,
     PackingConfig,
@@ -212,3 +213,56 @@ def test_collate_stacks_rows_into_long_tensors():
     assert all(t.shape == (len(rows), 32) and t.dtype == torch.long for t in batch.values())
     with pytest.raises(ValueError, match="same length"):
         collate_packed([rows[0], {**rows[1], "input_ids": rows[1]["input_ids"][:-1]}])
+
+
+def _sparse_labels(data: list[dict], seed: int) -> list[dict]:
+    """Assistant-SFT-like rows: labels on a few short runs, most positions unlabelled."""
+    rng = random.Random(seed)
+    out = []
+    for ex in data:
+        labels = [IGNORE_INDEX] * len(ex["input_ids"])
+        start = rng.randrange(1, max(2, len(labels) - 3))
+        labels[start:start + 3] = ex["input_ids"][start:start + 3]
+        out.append({"input_ids": ex["input_ids"], "labels": labels})
+    return out
+
+
+def test_loss_on_labelled_logits_only_equals_the_full_loss_and_its_gradients():
+    model = tiny_llama("sdpa").train()
+    rows, _ = pack(_sparse_labels(examples(16, seed=3), seed=3), PackingConfig(seq_len=48))
+    batch = {k: v[:2] for k, v in collate_packed(rows).items()  # a micro-batch of two rows
+             if k in ("input_ids", "labels", "position_ids")}
+    labelled = (batch["labels"][:, 1:] != IGNORE_INDEX).any(dim=0)
+    assert 0 < int(labelled.sum()) < labelled.numel() // 2  # most logits really are skipped
+    losses, grads = [], []
+    for labelled_only in (False, True):
+        model.zero_grad()
+        loss = next_token_loss(model, batch, labelled_only)
+        loss.backward()
+        losses.append(loss.item())
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert losses[1] == pytest.approx(losses[0], rel=1e-6)
+    torch.testing.assert_close(grads[1], grads[0], atol=1e-6, rtol=1e-5)
+
+
+def test_loss_of_a_batch_without_labels_is_zero_and_backpropagates():
+    model = tiny_llama("sdpa").train()
+    ids = torch.randint(3, VOCAB, (2, 8))
+    batch = {"input_ids": ids, "position_ids": torch.arange(8).repeat(2, 1),
+             "labels": torch.full_like(ids, IGNORE_INDEX)}
+    loss = next_token_loss(model, batch, labelled_only=True)
+    loss.backward()
+    assert loss.item() == 0.0
+
+
+def test_all_token_labels_cover_every_token_but_example_starts_and_padding():
+    rows, _ = pack(examples(9, seed=4), PackingConfig(seq_len=48, pad_token_id=1))
+    batch = collate_packed(rows)
+    labels = all_token_labels(batch, pad_id=1)
+    for b, row in enumerate(rows):
+        start = 0
+        for n in row["lengths"]:
+            assert labels[b, start] == IGNORE_INDEX  # never predicted from the previous example
+            assert labels[b, start + 1:start + n].tolist() == row["input_ids"][start + 1:start + n]
+            start += n
+        assert (labels[b, start:] == IGNORE_INDEX).all()  # padding

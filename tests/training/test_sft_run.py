@@ -98,11 +98,16 @@ def test_two_process_zero3_matches_one_process(tmp_path, repo_root):
 
 
 def test_kill_minus_nine_then_resume_gives_bitwise_the_same_weights(tmp_path, repo_root):
-    steps = 40
-    straight_cfg = config(tmp_path / "straight", max_steps=steps, checkpoint_every=4, epochs=4)
+    steps, all_tokens = 40, 10  # the restart lands before or after the all-token phase ends
+    straight_cfg = config(tmp_path / "straight", max_steps=steps, checkpoint_every=4, epochs=4,
+                          all_token_steps=all_tokens)
     straight = sft.train(sft.prepare_run(sft_frame(), straight_cfg), straight_cfg)
+    labelled = [row["label_tokens"] / row["tokens"] for row in straight["metrics"] if "loss" in row]
+    assert min(labelled[:all_tokens]) > 0.9  # every token but example starts
+    assert max(labelled[all_tokens:]) < 0.6  # assistant tokens only (about 44% here)
 
-    cfg = config(tmp_path / "killed", max_steps=steps, checkpoint_every=4, epochs=4)
+    cfg = config(tmp_path / "killed", max_steps=steps, checkpoint_every=4, epochs=4,
+                 all_token_steps=all_tokens)
     prepared = sft.prepare_run(sft_frame(), cfg)
     (prepared.run_dir / "spec.json").write_text(prepared.spec.model_dump_json())
     port = free_port()

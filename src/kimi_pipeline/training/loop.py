@@ -30,6 +30,7 @@ import torch
 import torch.distributed as dist
 from pydantic import BaseModel, ConfigDict, Field
 
+from kimi_pipeline.training.chat import IGNORE_INDEX
 from kimi_pipeline.training.qk_clip import max_logit_stats, record_max_logits, reset_max_logits
 
 
@@ -59,7 +60,50 @@ class TrainConfig(BaseModel):
         "none", description="Mixed precision of the forward pass outside DeepSpeed's own bf16 "
         "mode (CPU: 'bf16' uses AMX where present)."
     )
+    all_token_steps: int = Field(
+        0, ge=0, description="The first N optimizer steps learn every token of the rows "
+        "(labels = inputs, except each example's first token and padding), then the rows' own "
+        "labels take over. A short language-modelling phase on the corpus for a model built from "
+        "config, which has never seen text; 0 for a pretrained checkpoint. The held-out loss is "
+        "always on the rows' own labels."
+    )
+    logits_on_labels_only: bool = Field(
+        True, description="Ask the model for logits only at sequence positions whose next token "
+        "is labelled in some row of the micro-batch (``logits_to_keep``), instead of at all "
+        "positions: the output head and its softmax are a large share of a small model's step "
+        "and of a big-vocabulary model's memory, and assistant-only SFT labels 5-20% of tokens. "
+        "Same loss up to float rounding."
+    )
     seed: int = Field(0, description="Seed of data order and every RNG.")
+
+
+def all_token_labels(batch: dict[str, torch.Tensor], pad_id: int) -> torch.Tensor:
+    """Every token is a target except an example's first (position 0) and the padding."""
+    labels = batch["input_ids"].clone()
+    labels[(batch["position_ids"] == 0) | (batch["input_ids"] == pad_id)] = IGNORE_INDEX
+    return labels
+
+
+def next_token_loss(
+    engine: Any, batch: dict[str, torch.Tensor], labelled_only: bool
+) -> torch.Tensor:
+    """Mean next-token cross-entropy over labelled tokens (Hugging Face's causal-LM loss).
+
+    With ``labelled_only`` the model computes logits only at the positions ``t`` where some row
+    labels token ``t + 1`` (one index set for the micro-batch, as ``logits_to_keep`` takes), so
+    any head-side scaling or soft-capping the model applies still happens inside its forward.
+    """
+    if not labelled_only:
+        return engine(**batch, use_cache=False).loss
+    labels = batch["labels"]
+    keep = (labels[:, 1:] != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
+    logits = engine(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
+                    use_cache=False, logits_to_keep=keep).logits
+    if keep.numel() == 0:
+        return logits.sum() * 0.0  # nothing labelled: a zero loss that still has a graph
+    targets = labels[:, keep + 1]
+    return torch.nn.functional.cross_entropy(
+        logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
 
 
 def total_steps(config: TrainConfig, rows: int, world_size: int) -> int:
@@ -253,15 +297,17 @@ class Trainer:
             for a in range(self.config.accumulation):
                 k = a * _world() + _rank()
                 batch = self._batch(self.order.micro_batch(self.step, k, per_step), self.train_rows)
+                if self.step < self.config.all_token_steps:
+                    batch["labels"] = all_token_labels(batch, self.pad_id)
                 with self._autocast():
-                    loss = self.engine(**batch, use_cache=False).loss
+                    loss = next_token_loss(self.engine, batch, self.config.logits_on_labels_only)
                 self.engine.backward(loss)
                 if a == self.config.accumulation - 1:
                     grad_norm = self._grad_norm_before_step()
                 self.engine.step()
                 losses.append(loss.item())
                 tokens += int((batch["input_ids"] != self.pad_id).sum())
-                labelled += int((batch["labels"] != -100).sum())
+                labelled += int((batch["labels"] != IGNORE_INDEX).sum())
         stats = self._max_logits(model) if record else {}
         self.step += 1
         (loss,) = _all_mean([sum(losses) / len(losses)])
@@ -305,8 +351,8 @@ class Trainer:
         for i in range(0, len(mine), self.config.micro_batch_size):
             batch = self._batch(mine[i: i + self.config.micro_batch_size], self.validation)
             with self._autocast():
-                loss = self.engine(**batch, use_cache=False).loss
-            n = int((batch["labels"][:, 1:] != -100).sum())
+                loss = next_token_loss(self.engine, batch, self.config.logits_on_labels_only)
+            n = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
             total, count = total + loss.item() * n, count + n
         self.engine.train()
         return _all_sum(total) / max(_all_sum(count), 1.0)
