@@ -154,3 +154,8 @@ def test_dataset_without_train_examples_is_a_clear_error(tmp_path, repo_root):
     frame = sft_frame().with_columns(pl.lit("validation").alias("split"))
     with pytest.raises(ValueError, match="no 'train' examples"):
         sft.prepare_run(frame, config(tmp_path))
+
+
+def test_an_all_token_phase_as_long_as_the_run_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="all_token_steps .6. must be below max_steps .6."):
+        config(tmp_path, all_token_steps=6)

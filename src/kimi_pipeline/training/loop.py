@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.distributed as dist
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kimi_pipeline.training.chat import IGNORE_INDEX
 from kimi_pipeline.training.qk_clip import max_logit_stats, record_max_logits, reset_max_logits
@@ -75,6 +75,15 @@ class TrainConfig(BaseModel):
         "Same loss up to float rounding."
     )
     seed: int = Field(0, description="Seed of data order and every RNG.")
+
+    @model_validator(mode="after")
+    def _some_steps_learn_the_labels(self) -> TrainConfig:
+        if self.max_steps is not None and self.all_token_steps >= self.max_steps:
+            raise ValueError(
+                f"all_token_steps ({self.all_token_steps}) must be below max_steps "
+                f"({self.max_steps}): otherwise no step learns the rows' own labels"
+            )
+        return self
 
 
 def all_token_labels(batch: dict[str, torch.Tensor], pad_id: int) -> torch.Tensor:
