@@ -32,9 +32,10 @@ TOOL_TOKENS = ("<|tool_call|>", "<|/tool_call|>", "<|tools|>", "<|/tools|>")
 SPECIAL_TOKENS = (BOS, EOS, PAD, *ROLE_TOKENS, *TOOL_TOKENS)
 _SPECIAL_RE = re.compile("|".join(re.escape(t) for t in SPECIAL_TOKENS))
 # GPT-2's pre-tokenizer split, except that an underscore joins the letters after it, as a space
-# does: ``search_freezer_locations`` is ``search`` ``_freezer`` ``_locations``, not ten pieces with
-# five ``_`` between them. Tool names and argument keys are what tool calls copy from the tool
-# declarations, and a model copies a few word-sized tokens far more easily than many fragments.
+# does: ``list_battle_pass_tiers`` splits into ``list`` ``_battle`` ``_pass`` ``_tiers`` before
+# BPE (which keeps frequent words whole), never into words with a bare ``_`` token between each.
+# Tool names and argument keys are what tool calls copy from the tool declarations, and a model
+# copies a few word-sized tokens far more easily than many fragments.
 WORD_SPLIT = (
     r"'s|'t|'re|'ve|'m|'ll|'d|[ _]?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
 )
