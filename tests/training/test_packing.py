@@ -266,3 +266,22 @@ def test_all_token_labels_cover_every_token_but_example_starts_and_padding():
             assert labels[b, start + 1:start + n].tolist() == row["input_ids"][start + 1:start + n]
             start += n
         assert (labels[b, start:] == IGNORE_INDEX).all()  # padding
+
+
+def test_a_model_without_logits_to_keep_gets_the_full_head():
+    class OldRemoteCode(torch.nn.Module):  # forward signature of pre-4.45 remote-code models
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, position_ids=None, labels=None, use_cache=None):
+            return self.model(input_ids=input_ids, position_ids=position_ids, labels=labels,
+                              use_cache=use_cache)
+
+    model = tiny_llama("sdpa")
+    rows, _ = pack(_sparse_labels(examples(4, seed=5), seed=5), PackingConfig(seq_len=48))
+    batch = {k: v for k, v in collate_packed(rows).items()
+             if k in ("input_ids", "labels", "position_ids")}
+    with torch.no_grad():
+        expected = model(**batch, use_cache=False).loss
+        assert next_token_loss(OldRemoteCode(model), batch, labelled_only=True) == expected

@@ -15,6 +15,7 @@ bitwise the same final weights on CPU as a run that never stopped. Metrics go to
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import random
@@ -101,8 +102,10 @@ def next_token_loss(
     With ``labelled_only`` the model computes logits only at the positions ``t`` where some row
     labels token ``t + 1`` (one index set for the micro-batch, as ``logits_to_keep`` takes), so
     any head-side scaling or soft-capping the model applies still happens inside its forward.
+    A model whose forward has no ``logits_to_keep`` (older remote code) gets the full head.
     """
-    if not labelled_only:
+    module = getattr(engine, "module", engine)
+    if not labelled_only or "logits_to_keep" not in inspect.signature(module.forward).parameters:
         return engine(**batch, use_cache=False).loss
     labels = batch["labels"]
     keep = (labels[:, 1:] != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
