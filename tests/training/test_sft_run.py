@@ -102,7 +102,9 @@ def test_kill_minus_nine_then_resume_gives_bitwise_the_same_weights(tmp_path, re
     straight_cfg = config(tmp_path / "straight", max_steps=steps, checkpoint_every=4, epochs=4,
                           all_token_steps=all_tokens)
     straight = sft.train(sft.prepare_run(sft_frame(), straight_cfg), straight_cfg)
-    labelled = [row["label_tokens"] / row["tokens"] for row in straight["metrics"] if "loss" in row]
+    rows = [row for row in straight["metrics"] if "loss" in row]
+    assert [row["all_tokens"] for row in rows] == [1.0] * all_tokens + [0.0] * (steps - all_tokens)
+    labelled = [row["label_tokens"] / row["tokens"] for row in rows]
     assert min(labelled[:all_tokens]) > 0.9  # every token but example starts
     assert max(labelled[all_tokens:]) < 0.6  # assistant tokens only (about 44% here)
 

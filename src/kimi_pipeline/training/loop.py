@@ -302,6 +302,7 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         per_step = self.config.accumulation * _world()
         losses, tokens, labelled = [], 0, 0
+        all_tokens = self.step < self.config.all_token_steps
         model = self.engine.module
         record = self._record()
         lr = self.base_lr * self.lr_scheduler.lr_lambdas[0](self.lr_scheduler.last_epoch)
@@ -309,7 +310,7 @@ class Trainer:
             for a in range(self.config.accumulation):
                 k = a * _world() + _rank()
                 batch = self._batch(self.order.micro_batch(self.step, k, per_step), self.train_rows)
-                if self.step < self.config.all_token_steps:
+                if all_tokens:
                     batch["labels"] = all_token_labels(batch, self.pad_id)
                 with self._autocast():
                     loss = next_token_loss(self.engine, batch, self.config.logits_on_labels_only)
@@ -330,6 +331,7 @@ class Trainer:
             "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
             "tokens": _all_sum(tokens),
             "label_tokens": _all_sum(labelled),
+            "all_tokens": float(all_tokens),  # 1 in the all-token phase: its loss is over all
         }
         if "max_logit" in stats:
             metrics["max_attention_logit"] = float(stats["max_logit"])

@@ -74,7 +74,11 @@ def report_metrics(summary: dict[str, Any], packing: dict[str, dict[str, float]]
 def training_figure(metrics: list[dict[str, Any]], title: str = "SFT") -> Figure:
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     loss_ax, lr_ax, speed_ax, logit_ax = axes.flat
-    loss_ax.plot(*_series(metrics, "loss"), label="train", lw=1)
+    every = [r for r in metrics if r.get("all_tokens")]
+    if every:  # the all-token phase's loss is over every token, the rest over assistant tokens
+        loss_ax.plot(*_series(every, "loss"), label="train, every token", lw=1)
+    loss_ax.plot(*_series([r for r in metrics if not r.get("all_tokens")], "loss"),
+                 label="train, assistant tokens" if every else "train", lw=1)
     loss_ax.plot(*_series(metrics, "eval_loss"), "o-", label="held-out", ms=3)
     loss_ax.set(title="loss", xlabel="step")
     loss_ax.legend()
