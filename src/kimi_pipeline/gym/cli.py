@@ -23,7 +23,7 @@ import sys
 from collections import defaultdict
 from typing import Any, Callable, Iterator, Mapping
 
-from kimi_pipeline.gym.registry import DOMAIN_MODULES, Verification, get_domain
+from kimi_pipeline.gym.registry import DOMAIN_MODULES, Verification, error_line, get_domain
 from kimi_pipeline.records import GymTask
 
 Loader = Callable[[Mapping[str, Any]], GymTask]
@@ -58,10 +58,6 @@ def load_task(record: Any) -> GymTask:
                      f"{sorted(record)[:8]}")
 
 
-def _one_line(exc: Exception) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
-
-
 def _lines(path: str) -> Iterator[tuple[int, str]]:
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
@@ -76,7 +72,7 @@ def read_tasks(path: str) -> list[GymTask | dict[str, Any]]:
         try:
             out.append(load_task(json.loads(line)))
         except Exception as exc:  # any bad line is reported, never fatal
-            out.append(_line(_peek_id(line), None, 0.0, f"tasks line {number}: {_one_line(exc)}"))
+            out.append(_line(_peek_id(line), None, 0.0, f"tasks line {number}: {error_line(exc)}"))
     return out
 
 
@@ -99,7 +95,8 @@ def read_responses(path: str) -> tuple[dict[str, list[Any]], list[dict[str, Any]
                 raise ValueError('a response line needs {"id", "response"}')
             by_id[str(record["id"])].append(record["response"])
         except Exception as exc:
-            bad.append(_line(_peek_id(line), None, 0.0, f"responses line {number}: {_one_line(exc)}"))
+            reason = f"responses line {number}: {error_line(exc)}"
+            bad.append(_line(_peek_id(line), None, 0.0, reason))
     return by_id, bad
 
 
@@ -113,7 +110,7 @@ def _verify_domain(name: str, pairs: list[tuple[GymTask, Any]]) -> list[Verifica
     except KeyError as exc:
         return [Verification(0.0, f"unknown domain: {exc.args[0]}")] * len(pairs)
     except Exception as exc:  # a verifier bug must not end the run
-        return [Verification(0.0, f"verifier error: {_one_line(exc)}")] * len(pairs)
+        return [Verification(0.0, f"verifier error: {error_line(exc)}")] * len(pairs)
 
 
 def verify_files(tasks_path: str, responses_path: str,
@@ -151,7 +148,7 @@ def _cmd_domains(_: argparse.Namespace) -> int:
         try:
             print(f"{name}\t{get_domain(name).description}")
         except Exception as exc:  # one broken domain module must not hide the others
-            print(f"kimi-gym: domain {name!r} failed to load: {_one_line(exc)}", file=sys.stderr)
+            print(f"kimi-gym: domain {name!r} failed to load: {error_line(exc)}", file=sys.stderr)
     return 0
 
 

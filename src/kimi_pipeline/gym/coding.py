@@ -304,7 +304,6 @@ class CodingDomain(Domain):
     description = ("Python functions judged by unit tests in the hardened sandbox "
                    "(also HumanEval/MBPP files).")
     limits: SandboxLimits = SandboxLimits()
-    max_workers: int | None = None  # run_many default: two per core
 
     def generate(self, rng, n: int, difficulty: int) -> list[GymTask]:
         pool = sorted((p for p in PROBLEMS.values() if p.level == difficulty), key=lambda p: p.name)
@@ -320,10 +319,11 @@ class CodingDomain(Domain):
     def verify(self, task: GymTask, response: str) -> Verification:
         return self.verify_many([(task, response)])[0]
 
-    def verify_many(self, pairs: list[tuple[GymTask, str]]) -> list[Verification]:
+    def verify_many(self, pairs: list[tuple[GymTask, str]],
+                    max_workers: int | None = None) -> list[Verification]:
         prepared = [_job(task, response, self.limits) for task, response in pairs]
         jobs = [p for p in prepared if isinstance(p, SandboxJob)]
-        verdicts = iter(run_many(jobs, self.max_workers) if len(jobs) > 1
+        verdicts = iter(run_many(jobs, max_workers) if len(jobs) > 1
                         else [run_tests(j.solution, j.tests, j.limits, j.entry_point) for j in jobs])
         return [p if isinstance(p, Verification) else _verdict(next(verdicts)) for p in prepared]
 

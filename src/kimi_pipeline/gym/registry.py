@@ -41,8 +41,16 @@ class Domain(ABC):
     def verify(self, task: GymTask, response: str) -> Verification:
         """The binary reward of ``response`` to ``task``; never raises on model output."""
 
-    def verify_many(self, pairs: list[tuple[GymTask, str]]) -> list[Verification]:
+    def verify_many(self, pairs: list[tuple[GymTask, str]],
+                    max_workers: int | None = None) -> list[Verification]:
+        """Verdicts in pair order; ``max_workers`` bounds the parallel work of a domain that
+        verifies in a pool (the coding sandbox) and is ignored by the others."""
         return [self.verify(task, response) for task, response in pairs]
+
+
+def error_line(exc: BaseException) -> str:
+    """An exception as one line of at most 500 characters (a failure reason)."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
 
 
 _DOMAINS: dict[str, Domain] = {}

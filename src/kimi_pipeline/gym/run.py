@@ -32,7 +32,9 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kimi_pipeline.gym.passk import moderate, passk_table
-from kimi_pipeline.gym.registry import DOMAIN_MODULES, Domain, Verification, get_domain
+from kimi_pipeline.gym.registry import (
+    DOMAIN_MODULES, Domain, Verification, error_line, get_domain,
+)
 from kimi_pipeline.llm.base import BackendConfig, ChatRequest, complete_many, make_backend
 from kimi_pipeline.records import GymResult, GymTask
 
@@ -94,7 +96,8 @@ class GymConfig(BaseModel):
     band: BandConfig = Field(default_factory=BandConfig, description="RL prompt difficulty band.")
     verify_batch: int = Field(64, ge=1, description="Responses per verify_many call.")
     verify_workers: int | None = Field(
-        None, ge=1, description="Parallel sandbox processes of the coding verifier; null: two per core."
+        None, ge=1, description="Parallel workers of domains that verify in a pool (the coding "
+        "sandbox); null: two per core."
     )
     sample_size: int = Field(24, ge=0, description="Rollouts in the readable JSONL sample.")
 
@@ -186,10 +189,6 @@ def sample_responses(tasks: Sequence[GymTask], policy: Policy, config: GymConfig
     return out
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
-
-
 def _json_safe(details: Any) -> dict[str, Any]:
     """Verifier details as plain JSON (they are stored as a JSON column)."""
     if not isinstance(details, dict):
@@ -197,10 +196,11 @@ def _json_safe(details: Any) -> dict[str, Any]:
     return json.loads(json.dumps(details, default=str))
 
 
-def verify_safely(domain: Domain, pairs: list[tuple[GymTask, str]]) -> list[Verification]:
+def verify_safely(domain: Domain, pairs: list[tuple[GymTask, str]],
+                  max_workers: int | None = None) -> list[Verification]:
     """``domain.verify_many(pairs)``; if it raises, each pair alone, a raising one scoring 0."""
     try:
-        out = domain.verify_many(pairs)
+        out = domain.verify_many(pairs, max_workers)
         if len(out) != len(pairs):
             raise ValueError(f"verify_many returned {len(out)} verdicts for {len(pairs)} responses")
         return list(out)
@@ -210,7 +210,7 @@ def verify_safely(domain: Domain, pairs: list[tuple[GymTask, str]]) -> list[Veri
             try:
                 verdicts.append(domain.verify(task, response))
             except Exception as exc:
-                verdicts.append(Verification(0.0, f"verifier error: {_one_line(exc)}",
+                verdicts.append(Verification(0.0, f"verifier error: {error_line(exc)}",
                                              {"verifier_error": True}))
         return verdicts
 
@@ -234,21 +234,15 @@ def verify_responses(tasks: Sequence[GymTask], responses: Sequence[Sequence[str]
             for slot in slots:
                 verdicts[slot] = (Verification(0.0, f"unknown domain: {exc.args[0]}"), 0.0)
             continue
-        restore = getattr(domain, "max_workers", None)
-        if name == "coding" and config.verify_workers is not None:
-            domain.max_workers = config.verify_workers
-        try:
-            for start in range(0, len(slots), config.verify_batch):
-                chunk = slots[start:start + config.verify_batch]
-                t0 = time.perf_counter()
-                out = verify_safely(domain, [(tasks[i], responses[i][s]) for i, s in chunk])
-                each = (time.perf_counter() - t0) / len(chunk)
-                verdicts.update({slot: (v, each) for slot, v in zip(chunk, out)})
-                if progress:
-                    progress(len(chunk))
-        finally:
-            if name == "coding":
-                domain.max_workers = restore
+        for start in range(0, len(slots), config.verify_batch):
+            chunk = slots[start:start + config.verify_batch]
+            t0 = time.perf_counter()
+            out = verify_safely(domain, [(tasks[i], responses[i][s]) for i, s in chunk],
+                                config.verify_workers)
+            each = (time.perf_counter() - t0) / len(chunk)
+            verdicts.update({slot: (v, each) for slot, v in zip(chunk, out)})
+            if progress:
+                progress(len(chunk))
     results = []
     for i, task in enumerate(tasks):
         for s, response in enumerate(responses[i]):

@@ -430,7 +430,8 @@ class SafetyDomain(Domain):
     def verify(self, task: GymTask, response: str) -> Verification:
         return self.verify_many([(task, response)])[0]
 
-    def verify_many(self, pairs: list[tuple[GymTask, str]]) -> list[Verification]:
+    def verify_many(self, pairs: list[tuple[GymTask, str]],
+                    max_workers: int | None = None) -> list[Verification]:
         early = [_task_problem(task, response) for task, response in pairs]
         todo = [i for i, e in enumerate(early) if e is None]
         if self.judge is None:
