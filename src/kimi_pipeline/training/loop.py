@@ -32,6 +32,7 @@ import torch.distributed as dist
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kimi_pipeline.training.chat import IGNORE_INDEX
+from kimi_pipeline.training.packing import forward_packed
 from kimi_pipeline.training.qk_clip import max_logit_stats, record_max_logits, reset_max_logits
 
 
@@ -106,11 +107,11 @@ def next_token_loss(
     """
     module = getattr(engine, "module", engine)
     if not labelled_only or "logits_to_keep" not in inspect.signature(module.forward).parameters:
-        return engine(**batch, use_cache=False).loss
+        return forward_packed(engine, batch).loss
     labels = batch["labels"]
     keep = (labels[:, 1:] != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
-    logits = engine(input_ids=batch["input_ids"], position_ids=batch["position_ids"],
-                    use_cache=False, logits_to_keep=keep).logits
+    unlabelled = {k: batch[k] for k in ("input_ids", "position_ids")}
+    logits = forward_packed(engine, unlabelled, logits_to_keep=keep).logits
     if keep.numel() == 0:
         return logits.sum() * 0.0  # nothing labelled: a zero loss that still has a graph
     targets = labels[:, keep + 1]

@@ -198,9 +198,11 @@ def block_causal_mask(position_ids: torch.Tensor, dtype: torch.dtype = torch.flo
     return mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
 
 
-def forward_packed(model: Any, batch: Mapping[str, torch.Tensor], explicit_mask: bool = False):
-    """Run a causal LM on a packed batch with examples isolated (see module docstring)."""
-    kwargs: dict[str, Any] = {"use_cache": False}
+def forward_packed(model: Any, batch: Mapping[str, torch.Tensor], explicit_mask: bool = False,
+                   **model_kwargs: Any):
+    """Run a causal LM on a packed batch with examples isolated (see module docstring);
+    ``model_kwargs`` go to the model's forward as they are (e.g. ``logits_to_keep``)."""
+    kwargs: dict[str, Any] = {**model_kwargs, "use_cache": False}
     if explicit_mask:
         kwargs["attention_mask"] = block_causal_mask(batch["position_ids"], model.dtype)
     return model(
