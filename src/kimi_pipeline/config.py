@@ -19,6 +19,7 @@ from kimi_pipeline.agents.synthesis import SynthesisConfig
 from kimi_pipeline.curation.filtering import FilteringConfig
 from kimi_pipeline.gym.run import GymConfig
 from kimi_pipeline.tools.config import ToolRepoConfig
+from kimi_pipeline.training.base_model import BaseModelConfig
 from kimi_pipeline.training.sft import SftConfig
 
 # top-level parameter key -> the model validating it (one entry per stage)
@@ -26,6 +27,7 @@ STAGE_CONFIGS: dict[str, type[BaseModel]] = {
     "tool_repo": ToolRepoConfig,
     "synthesis": SynthesisConfig,
     "filtering": FilteringConfig,
+    "base_model": BaseModelConfig,
     "sft": SftConfig,
     "sft_evaluation": EvaluationConfig,
     "gym": GymConfig,

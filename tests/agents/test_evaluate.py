@@ -105,6 +105,7 @@ def test_offline_agent_is_valid_and_successful(world):
     assert set(evaluation.rows["agent_id"]) <= set(held)
     assert s["tool_calls"] > 0 and s["parse_validity_rate"] == 1.0
     assert s["schema_validity_rate"] >= 0.9 and s["success_rate"] >= 0.8
+    assert s["calls_in_tool_tasks"] > 0 and s["right_tool_rate"] >= 0.9  # it calls what tasks need
     assert s["mean_agent_turns"] > 1 and s["finished_rate"] >= 0.9
     assert s["tasks_skipped"] == 0
     row = evaluation.rows.row(0, named=True)

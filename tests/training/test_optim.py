@@ -137,7 +137,8 @@ def test_optimizer_trains_under_deepspeed(deepspeed_runs, name, stage):
     assert sum(b < a for a, b in zip(losses, losses[1:])) >= 8, losses
     if name.startswith("muon"):
         # the first step of q_proj is Muon's: orthogonalised gradient at the AdamW-matched lr
-        assert run["muon_cosine"] > 0.9999 and run["muon_norm_ratio"] == pytest.approx(1, abs=1e-3)
+        # (Newton-Schulz runs in bf16: AMX and AVX2 kernels round it differently, cos ≈ 0.9996)
+        assert run["muon_cosine"] > 0.999 and run["muon_norm_ratio"] == pytest.approx(1, abs=1e-2)
 
 
 def _worker(runs: list[tuple[str, int]]) -> dict:

@@ -14,6 +14,8 @@ import torch
 from safetensors.torch import load_file
 
 from kimi_pipeline.training import sft
+from kimi_pipeline.training.base_model import BaseModelConfig, make_base_model
+from kimi_pipeline.training.model_folder import ModelFolder
 from kimi_pipeline.training.launch import command, free_port, worker_env
 from tests.training import TOOLS, conversation
 
@@ -35,10 +37,26 @@ def sft_frame() -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+TINY = {"vocab_size": 400, "hidden_size": 32, "intermediate_size": 64, "num_layers": 2,
+        "num_heads": 2, "num_kv_heads": 2, "max_position_embeddings": 512}
+
+
+def base_model(tmp_path, frame: pl.DataFrame | None = None) -> ModelFolder:
+    """The tiny from-config base model (tokenizer trained on the frame) as a model folder."""
+    folder = tmp_path / "base_model"
+    if not (folder / "config.json").exists():
+        made = make_base_model(BaseModelConfig(source="config", from_config=TINY),
+                               sft_frame() if frame is None else frame)
+        ModelFolder.save(made["model"], made["tokenizer"], folder, made["metadata"])
+    return ModelFolder(folder)
+
+
+def prepare(frame: pl.DataFrame, cfg: sft.SftConfig, tmp_path) -> sft.PreparedRun:
+    return sft.prepare_run(frame, base_model(tmp_path), cfg)
+
+
 def config(tmp_path, **train) -> sft.SftConfig:
     return sft.SftConfig.model_validate({
-        "model": {"vocab_size": 400, "hidden_size": 32, "intermediate_size": 64, "num_layers": 2,
-                  "num_heads": 2, "num_kv_heads": 2, "max_position_embeddings": 512},
         "train": {"seq_len": 256, "micro_batch_size": 2, "max_steps": 6, "warmup_steps": 1,
                   "eval_every": 3, "eval_rows": 4, "checkpoint_every": 3, **train},
         "optimizer": {"name": "adamw", "lr": 0.01},
@@ -66,7 +84,7 @@ def _losses(result: dict) -> list[float]:
 def test_each_zero_stage_trains_and_saves_a_loadable_model(tmp_path, repo_root, stage):
     cfg = config(tmp_path)
     cfg.engine.zero_stage = stage
-    prepared = sft.prepare_run(sft_frame(), cfg)
+    prepared = prepare(sft_frame(), cfg, tmp_path)
     result = sft.train(prepared, cfg)
     losses = _losses(result)
     assert result["zero_stage"] == stage and result["steps"] == 6 and len(losses) == 6
@@ -89,8 +107,8 @@ def test_two_process_zero3_matches_one_process(tmp_path, repo_root):
     one.engine.zero_stage = 3
     two = config(tmp_path / "two", accumulation=1, max_steps=4)
     two.engine.zero_stage, two.engine.num_processes = 3, 2
-    first = sft.train(sft.prepare_run(sft_frame(), one), one)
-    second = sft.train(sft.prepare_run(sft_frame(), two), two)
+    first = sft.train(prepare(sft_frame(), one, tmp_path), one)
+    second = sft.train(prepare(sft_frame(), two, tmp_path), two)
     assert second["world_size"] == 2
     assert _losses(first) == pytest.approx(_losses(second), rel=1e-4)
     a, b = weights(first), weights(second)
@@ -101,7 +119,7 @@ def test_kill_minus_nine_then_resume_gives_bitwise_the_same_weights(tmp_path, re
     steps, all_tokens = 40, 10  # the restart lands before or after the all-token phase ends
     straight_cfg = config(tmp_path / "straight", max_steps=steps, checkpoint_every=4, epochs=4,
                           all_token_steps=all_tokens)
-    straight = sft.train(sft.prepare_run(sft_frame(), straight_cfg), straight_cfg)
+    straight = sft.train(prepare(sft_frame(), straight_cfg, tmp_path), straight_cfg)
     rows = [row for row in straight["metrics"] if "loss" in row]
     assert [row["all_tokens"] for row in rows] == [1.0] * all_tokens + [0.0] * (steps - all_tokens)
     labelled = [row["label_tokens"] / row["tokens"] for row in rows]
@@ -110,7 +128,7 @@ def test_kill_minus_nine_then_resume_gives_bitwise_the_same_weights(tmp_path, re
 
     cfg = config(tmp_path / "killed", max_steps=steps, checkpoint_every=4, epochs=4,
                  all_token_steps=all_tokens)
-    prepared = sft.prepare_run(sft_frame(), cfg)
+    prepared = prepare(sft_frame(), cfg, tmp_path)
     (prepared.run_dir / "spec.json").write_text(prepared.spec.model_dump_json())
     port = free_port()
     env = {**worker_env(cfg.engine, cuda=False), "MASTER_ADDR": "127.0.0.1",
@@ -138,9 +156,9 @@ def test_kill_minus_nine_then_resume_gives_bitwise_the_same_weights(tmp_path, re
 
 def test_a_finished_run_is_reused_not_retrained(tmp_path, repo_root):
     cfg = config(tmp_path, max_steps=2)
-    prepared = sft.prepare_run(sft_frame(), cfg)
+    prepared = prepare(sft_frame(), cfg, tmp_path)
     first = sft.train(prepared, cfg)
-    again = sft.train(sft.prepare_run(sft_frame(), cfg), cfg)
+    again = sft.train(prepare(sft_frame(), cfg, tmp_path), cfg)
     assert not first["reused"] and again["reused"]
     assert again["run_dir"] == first["run_dir"]
 
@@ -149,13 +167,13 @@ def test_missing_deepspeed_config_names_the_file(tmp_path, repo_root):
     cfg = config(tmp_path)
     cfg.engine.deepspeed_config = "conf/base/deepspeed/nope.json"
     with pytest.raises(FileNotFoundError, match="nope.json"):
-        sft.prepare_run(sft_frame(), cfg)
+        prepare(sft_frame(), cfg, tmp_path)
 
 
 def test_dataset_without_train_examples_is_a_clear_error(tmp_path, repo_root):
     frame = sft_frame().with_columns(pl.lit("validation").alias("split"))
     with pytest.raises(ValueError, match="no 'train' examples"):
-        sft.prepare_run(frame, config(tmp_path))
+        sft.prepare_run(frame, base_model(tmp_path), config(tmp_path))
 
 
 def test_an_all_token_phase_as_long_as_the_run_is_refused(tmp_path):

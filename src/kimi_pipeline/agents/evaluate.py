@@ -13,6 +13,9 @@ environment executing its calls, and measures:
 - **schema validity**: calls naming a tool the agent was offered with arguments valid against
   that tool's JSON schema (the environment's own validator, ``envs.world.compile_tool``), over
   all calls attempted;
+- **right tool**: parsed calls naming a tool the task's rubric requires (``required_calls``),
+  over all calls attempted in tasks that require any — did the model pick the tool the task
+  needs among the 3-8 it was offered;
 - **rubric success**: the filter's judge verdict (``judge.rubric``, rule judge by default):
   a trajectory passes when every critical criterion passes (state predicates, required /
   forbidden calls and order, facts in the final answer, no false success claim, expected
@@ -171,16 +174,22 @@ async def play_all(items: list[WorkItem], agent: ChatBackend, user: ChatBackend,
 # ------------------------------------------------------------------------------ measuring
 
 
-def call_counts(trajectory: Trajectory, tools: list[ToolSpec]) -> dict[str, int]:
-    """Tool calls attempted, parsed, and schema-valid for the tools offered."""
+def call_counts(trajectory: Trajectory, tools: list[ToolSpec],
+                task: Task | None = None) -> dict[str, int]:
+    """Tool calls attempted, parsed, schema-valid for the tools offered, and (for a task that
+    requires calls) attempted and naming a required tool."""
     offered = {t.name: t for t in tools}
-    counts = Counter(tool_calls=0, parsed_calls=0, schema_valid_calls=0)
+    required = {c.name for c in task.rubric.required_calls} if task else set()
+    counts = Counter(tool_calls=0, parsed_calls=0, schema_valid_calls=0,
+                     calls_in_tool_tasks=0, right_tool_calls=0)
     for message in trajectory.messages:
         for call in message.tool_calls:
             counts["tool_calls"] += 1
+            counts["calls_in_tool_tasks"] += bool(required)
             if not call.name or call.raw_arguments is not None:
                 continue
             counts["parsed_calls"] += 1
+            counts["right_tool_calls"] += call.name in required
             spec = offered.get(call.name)
             validator = compile_tool(spec).validator if spec else None
             counts["schema_valid_calls"] += bool(validator and validator.is_valid(call.arguments))
@@ -202,7 +211,7 @@ def episode_row(item: WorkItem, trajectory: Trajectory, verdict: Verdict) -> dic
         "failed_criteria": json.dumps(verdict.failed()),
         "agent_turns": roles["assistant"],
         "user_turns": roles["user"],
-        **call_counts(trajectory, item.tools),
+        **call_counts(trajectory, item.tools, item.task),
         "finished": trajectory.outcome.finished,
         "end_reason": trajectory.outcome.end_reason,
         "errors": len(trajectory.outcome.errors),
@@ -220,7 +229,8 @@ def summarise(rows: pl.DataFrame, backend: str, wall_s: float) -> dict[str, Any]
     """Rates, means and counts over the episode rows."""
     n = rows.height
     total = {c: int(rows[c].sum()) if n else 0 for c in (
-        "tool_calls", "parsed_calls", "schema_valid_calls", "completion_tokens", "prompt_tokens")}
+        "tool_calls", "parsed_calls", "schema_valid_calls", "calls_in_tool_tasks",
+        "right_tool_calls", "completion_tokens", "prompt_tokens")}
     mean = {c: round(float(rows[c].mean()), 6) if n else 0.0 for c in (
         "score", "agent_turns", "user_turns")}
     by_kind = {} if not n else {
@@ -233,6 +243,7 @@ def summarise(rows: pl.DataFrame, backend: str, wall_s: float) -> dict[str, Any]
         **total,
         "parse_validity_rate": _rate(total["parsed_calls"], total["tool_calls"]),
         "schema_validity_rate": _rate(total["schema_valid_calls"], total["tool_calls"]),
+        "right_tool_rate": _rate(total["right_tool_calls"], total["calls_in_tool_tasks"]),
         "success_rate": _rate(int(rows["passed"].sum()) if n else 0, n),
         "mean_score": mean["score"],
         "mean_agent_turns": mean["agent_turns"],

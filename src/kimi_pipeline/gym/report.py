@@ -79,6 +79,23 @@ def summarise(tasks: pl.DataFrame, rollouts: pl.DataFrame, scores: pl.DataFrame,
     }
 
 
+def compare(base_scores: pl.DataFrame, policy_scores: pl.DataFrame,
+            config: GymConfig) -> list[dict[str, Any]]:
+    """Pass rate and pass@k of the base model and the policy side by side, per domain × level
+    and per domain (the same tasks, the same k and temperature)."""
+    metrics = ["pass_rate", *[f"pass@{k}" for k in config.ks]]
+    scopes = pl.col("scope").is_in(["level", "domain"])
+    keys = ["scope", "name", "tasks"]
+    base = base_scores.filter(scopes).select(*keys, *[pl.col(m).alias(f"base_{m}")
+                                                      for m in metrics])
+    policy = policy_scores.filter(scopes).select(*keys, *[pl.col(m).alias(f"policy_{m}")
+                                                          for m in metrics])
+    joined = base.join(policy, on=["scope", "name"], how="full", coalesce=True,
+                       suffix="_policy").drop("tasks_policy", strict=False)
+    rows = joined.sort(pl.col("scope") == "domain", "name").to_dicts()
+    return [{k: _round(v) for k, v in row.items()} for row in rows]
+
+
 def metrics(summary: dict[str, Any]) -> dict[str, dict[str, float]]:
     """MLflow metrics (kedro-mlflow history format): overall and per-domain pass@k, latency."""
     values: dict[str, float] = {}
@@ -94,6 +111,11 @@ def metrics(summary: dict[str, Any]) -> dict[str, dict[str, float]]:
                                                           "rl_prompts", "verifier_errors"]:
             if row.get(metric) is not None:
                 values[f"{row['domain']}.{name(metric)}"] = row[metric]
+    for row in summary.get("base_vs_policy", []):
+        if row["scope"] == "domain":
+            for metric, value in row.items():
+                if metric.startswith("base_") and value is not None:
+                    values[f"{row['name']}.{name(metric)}"] = value
     values["rl_prompts"] = summary["rl_prompts"]["count"]
     values["tasks"] = summary["tasks"]
     for key in ("generation_s", "verification_s", "responses_per_s", "mean_response_chars",

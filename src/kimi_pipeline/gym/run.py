@@ -94,6 +94,11 @@ class GymConfig(BaseModel):
         "chat requests per prompt.",
     )
     band: BandConfig = Field(default_factory=BandConfig, description="RL prompt difficulty band.")
+    compare_base_model: bool = Field(
+        True, description="Also sample and verify the same tasks with base_model (the checkpoint "
+        "SFT started from), so the report shows whether tool SFT cost general skill; doubles "
+        "the stage's generation time."
+    )
     verify_batch: int = Field(64, ge=1, description="Responses per verify_many call.")
     verify_workers: int | None = Field(
         None, ge=1, description="Parallel workers of domains that verify in a pool (the coding "

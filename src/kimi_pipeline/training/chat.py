@@ -96,6 +96,45 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt %}<|assistant|>{% endif %}"
 )
 
+# ChatML (``<|im_start|>role ... <|im_end|>``) with tools, for pretrained ChatML checkpoints whose
+# own template knows no tools (SmolLM2-Instruct): the tools block lists the same one-line
+# signatures inside ``<tools>``, calls are Hermes/Qwen ``<tool_call>{json}</tool_call>`` blocks
+# (``llm.tool_parsing`` reads them as ``hermes``), tool results come back in a ``tool`` turn.
+# Assistant text, calls and ``<|im_end|>`` sit in generation markers, so labels come from the
+# template; without tools, a conversation renders exactly as the checkpoint's own template.
+CHATML_DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
+_CHATML_TOOLS = (
+    "{%- if tools %}{{ '\\n\\nYou can call these tools:\\n<tools>\\n' }}{% for tool in tools %}"
+    + _TOOL_SIGNATURE
+    + "{% endfor %}{{ '</tools>\\nTo call a tool, write ' }}"
+    '<tool_call>{"name": "<tool>", "arguments": {...}}</tool_call>.{% endif %}'
+)
+_CHATML_CALLS = (
+    "{%- for tc in message.tool_calls %}"
+    "{% set call = tc.function if tc.function is defined else tc %}"
+    '<tool_call>{"name": {{ call.name | tojson }}, "arguments": ' + _ARGUMENTS + "}</tool_call>"
+    "{%- endfor %}"
+)
+CHATML_TOOLS_TEMPLATE = (
+    _SIGNATURE_MACROS
+    + "{%- if messages and messages[0].role == 'system' %}"
+    "{% set system = messages[0].content or '' %}{% set rest = messages[1:] %}"
+    "{%- else %}{% set system = default_system | default('" + CHATML_DEFAULT_SYSTEM + "') %}"
+    "{% set rest = messages %}{%- endif %}"
+    "{{- '<|im_start|>system\n' + system }}" + _CHATML_TOOLS + "{{ '<|im_end|>\n' }}"
+    "{%- for message in rest %}"
+    "{%- if message.role == 'assistant' %}{{ '<|im_start|>assistant\n' }}"
+    "{% generation %}{{ message.content or '' }}" + _CHATML_CALLS
+    + "{{ '<|im_end|>' }}{% endgeneration %}{{ '\n' }}"
+    "{%- else %}{{ '<|im_start|>' + message.role + '\n' + (message.content or '') "
+    "+ '<|im_end|>\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+# chat templates a base-model source can attach, by name ("own" keeps the checkpoint's)
+TEMPLATES = {"tools_chatml": CHATML_TOOLS_TEMPLATE, "kimi": CHAT_TEMPLATE}
+
 _GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
 Method = Literal["auto", "markers", "prefix"]
 

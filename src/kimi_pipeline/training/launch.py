@@ -127,7 +127,7 @@ def main(spec_path: str) -> None:
 
     from kimi_pipeline.training import engine as ds_engine
     from kimi_pipeline.training.loop import (
-        MetricsSink, Trainer, schedule, seed_everything, total_steps,
+        MetricsSink, Trainer, autocast_dtype, freeze_below, schedule, seed_everything, total_steps,
     )
     from kimi_pipeline.training.model import flops_per_token, load_model, measure_peak_flops
     from kimi_pipeline.training.model_folder import replace_folder
@@ -146,6 +146,7 @@ def main(spec_path: str) -> None:
     train = torch.load(spec.train_data)
     validation = torch.load(spec.validation_data) if spec.validation_data else None
     steps = total_steps(spec.train, len(train["input_ids"]), world)
+    trainable = freeze_below(model, spec.train.trainable_layers)
     flops = flops_per_token(model, spec.context_tokens)  # before ZeRO-3 partitions the weights
     setup = prepare_optimizer(model, spec.optimizer, ds_engine.zero_stage(spec.deepspeed))
     config = ds_engine.resolve_deepspeed_config(
@@ -155,10 +156,11 @@ def main(spec_path: str) -> None:
     engine, lr_scheduler = ds_engine.initialize(
         model, config, setup.optimizer, setup.model_parameters, schedule(spec.train, steps)
     )
-    bf16 = spec.train.autocast == "bf16" or config.get("bf16", {}).get("enabled", False)
+    # the MFU denominator is the peak of the dtype the matmuls run in
+    bf16 = config.get("bf16", {}).get("enabled", False)
+    matmul_dtype = torch.bfloat16 if bf16 else autocast_dtype(spec.train, engine.device)
     on_gpu = engine.device.type == "cuda"
-    peak = measure_peak_flops(torch.bfloat16 if bf16 else torch.float32,
-                              device=str(engine.device) if on_gpu else "cpu")
+    peak = measure_peak_flops(matmul_dtype, device=str(engine.device) if on_gpu else "cpu")
     trainer = Trainer(engine, lr_scheduler, spec.train, train, validation, steps, run_dir,
                       MetricsSink(run_dir / "metrics.jsonl", spec.mlflow_run),
                       flops, peak, spec.optimizer.lr, tokenizer.pad_token_id, setup.qk_clip)
@@ -171,8 +173,9 @@ def main(spec_path: str) -> None:
         tokenizer.save_pretrained(str(staging))
         replace_folder(staging, final)
         result = {**summary, "world_size": world, "peak_flops": peak,
+                  "matmul_dtype": str(matmul_dtype).removeprefix("torch."),
                   "zero_stage": ds_engine.zero_stage(config), "optimizer": setup.describe(),
-                  "flops_per_token": flops,
+                  "flops_per_token": flops, "trainable_parameters": trainable,
                   "final_model": str(final)}
         (run_dir / "result.json").write_text(json.dumps(result, indent=2))
     dist.barrier()

@@ -31,6 +31,7 @@ import torch
 import torch.distributed as dist
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kimi_pipeline import precision
 from kimi_pipeline.training.chat import IGNORE_INDEX
 from kimi_pipeline.training.packing import forward_packed
 from kimi_pipeline.training.qk_clip import max_logit_stats, record_max_logits, reset_max_logits
@@ -58,9 +59,11 @@ class TrainConfig(BaseModel):
         1, ge=0, description="Record max attention logit every N steps (0: never; QK-Clip "
         "records every step regardless)."
     )
-    autocast: Literal["none", "bf16"] = Field(
-        "none", description="Mixed precision of the forward pass outside DeepSpeed's own bf16 "
-        "mode (CPU: 'bf16' uses AMX where present)."
+    autocast: Literal["auto", "none", "bf16"] = Field(
+        "auto", description="Mixed precision of the forward pass outside DeepSpeed's own bf16 "
+        "mode. 'auto': bf16 where the hardware multiplies bf16 natively (CUDA with bf16, CPUs "
+        "with AMX or AVX512-BF16), none elsewhere: on an AVX2-only CPU a bf16 matmul is ~100x "
+        "slower than fp32 (kimi_pipeline.precision). 'bf16' forces it (with a warning there)."
     )
     all_token_steps: int = Field(
         0, ge=0, description="The first N optimizer steps learn every token of the rows "
@@ -75,6 +78,12 @@ class TrainConfig(BaseModel):
         "positions: the output head and its softmax are a large share of a small model's step "
         "and of a big-vocabulary model's memory, and assistant-only SFT labels 5-20% of tokens. "
         "Same loss up to float rounding."
+    )
+    trainable_layers: int | None = Field(
+        None, ge=1, description="Train only the top N decoder blocks (and the final norm); the "
+        "blocks below and the embeddings (and a head tied to them) stay frozen. Backward then "
+        "stops N blocks down: a CPU fine-tune of a pretrained checkpoint learns the tool-call "
+        "format ~1.7x faster per step with the top third trainable. Null trains everything."
     )
     seed: int = Field(0, description="Seed of data order and every RNG.")
 
@@ -243,6 +252,23 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return [rows[step] for step in sorted(rows)]
 
 
+
+def freeze_below(model: torch.nn.Module, trainable_layers: int | None) -> int:
+    """Freeze all but the top ``trainable_layers`` decoder blocks and the final norm; returns
+    the number of parameters left trainable (everything when ``trainable_layers`` is None)."""
+    if trainable_layers is not None:
+        blocks = model.get_decoder().layers
+        top = {id(p) for block in blocks[-trainable_layers:] for p in block.parameters()}
+        top |= {id(p) for p in model.get_decoder().norm.parameters()}
+        for param in model.parameters():
+            param.requires_grad_(id(param) in top)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def autocast_dtype(config: TrainConfig, device: torch.device | str) -> torch.dtype:
+    """The forward pass's matmul dtype for ``config.autocast`` on ``device``."""
+    return precision.resolve("float32" if config.autocast == "none" else config.autocast, device)
+
 class Trainer:
     """Steps a DeepSpeed engine over packed rows; owns eval, metrics and checkpoints."""
 
@@ -292,8 +318,9 @@ class Trainer:
                 for k in ("input_ids", "labels", "position_ids")}
 
     def _autocast(self):
-        if self.config.autocast == "bf16":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        dtype = autocast_dtype(self.config, self.device)
+        if dtype != torch.float32:
+            return torch.autocast(self.device.type, dtype=dtype)
         return nullcontext()
 
     def _record(self) -> bool:

@@ -1,10 +1,9 @@
-"""The policy model: a small Llama-style decoder built from config, or a local checkpoint.
+"""Model building, loading and FLOP accounting shared by every trainer.
 
-``base`` has no pretrained weights to start from, so ``ModelConfig`` describes a small decoder
-(sizes below) that ``build_model`` creates with seeded initialisation and the vocabulary of the
-tokenizer trained on the corpus. ``gpu`` sets ``path`` to a local Hugging Face checkpoint and
-the same code loads it with its own tokenizer and chat template. Either way the initial model is
-written as a ``save_pretrained`` folder that every training process loads the same way.
+``ModelConfig`` describes a small Llama-style decoder that ``build_model`` creates with seeded
+initialisation and the vocabulary of a tokenizer trained on the corpus (the ``config`` source of
+``base_model.py``: the test suite's tiny model). Pretrained checkpoints come in as
+``save_pretrained`` folders that every training process loads the same way (``load_model``).
 
 FLOP accounting for MFU lives here too: ``flops_per_token`` is the usual 6·N (forward +
 backward over the non-embedding weights and the output head) plus the attention score and
@@ -26,17 +25,11 @@ from kimi_pipeline.training import qk_clip  # noqa: F401  (registers "sdpa_max_l
 
 
 class ModelConfig(BaseModel):
-    """Where the initial policy comes from: a local checkpoint, or these sizes from scratch."""
+    """The sizes of a decoder built from scratch (``base_model.source: config``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    path: str | None = Field(
-        None, description="Local Hugging Face checkpoint folder (model + tokenizer + chat "
-        "template). Null builds the small decoder below and trains a tokenizer on the corpus."
-    )
-    vocab_size: int = Field(
-        4096, ge=300, description="Tokenizer vocabulary trained on the corpus (path: unused)."
-    )
+    vocab_size: int = Field(4096, ge=300, description="Tokenizer vocabulary trained on the corpus.")
     hidden_size: int = Field(256, ge=8, description="Model width.")
     intermediate_size: int = Field(688, ge=8, description="MLP width (SwiGLU).")
     num_layers: int = Field(4, ge=1, description="Decoder blocks.")
@@ -101,14 +94,21 @@ def parameter_counts(model: torch.nn.Module) -> dict[str, int]:
 
 
 def flops_per_token(model: PreTrainedModel, context: float) -> float:
-    """Training FLOPs per token: 6·(non-embedding params [+ head if tied]) + attention."""
+    """Training FLOPs per token: 6·(non-embedding params [+ head if tied]) + attention.
+
+    Frozen blocks (``TrainConfig.trainable_layers``) sit below the trained ones, so they run
+    forward only: 2 FLOPs per weight instead of 6, and their attention a third as much."""
     cfg = model.config
     counts = parameter_counts(model)
     matmul = counts["non_embedding"]
     if getattr(cfg, "tie_word_embeddings", False):
         matmul += counts["embedding"]  # the head still multiplies by the (shared) matrix
-    attention = 12 * cfg.num_hidden_layers * cfg.hidden_size * context / 2  # causal: half
-    return 6.0 * matmul + attention
+    blocks = model.get_decoder().layers
+    frozen = [b for b in blocks if not any(p.requires_grad for p in b.parameters())]
+    frozen_weights = sum(p.numel() for b in frozen for p in b.parameters())
+    attention = 12 * cfg.hidden_size * context / 2  # per block, causal: half
+    return (6.0 * (matmul - frozen_weights) + 2.0 * frozen_weights
+            + attention * (len(blocks) - len(frozen) + len(frozen) / 3))
 
 
 def measure_peak_flops(dtype: torch.dtype = torch.float32, device: str = "cpu",

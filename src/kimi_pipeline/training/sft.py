@@ -1,9 +1,9 @@
-"""Tool-use SFT end to end: tokenizer, packed data, initial model, DeepSpeed run, result.
+"""Tool-use SFT end to end: packed data from the base model's tokenizer, DeepSpeed run, result.
 
 ``SftConfig`` is the ``sft`` stage's parameters. ``prepare_run`` turns ``sft_dataset`` into
-what the workers read: the tokenizer (trained on the training conversations for the ``base``
-model, a checkpoint's own otherwise), assistant-only labels from the chat template, rows packed
-without attention crossing examples, and the initial model as a ``save_pretrained`` folder.
+what the workers read: assistant-only labels from the base model's chat template
+(``base_model.py`` made the folder: weights, tokenizer, template), rows packed without
+attention crossing examples.
 The run folder is named by a fingerprint of data and configs, so starting the stage again after
 a crash resumes the same run from its newest checkpoint, and a finished run is not trained twice.
 ``train`` launches the workers (``launch.py``) and returns the trained folder and its figures.
@@ -27,11 +27,9 @@ from kimi_pipeline.training.chat import IGNORE_INDEX, render_with_mask
 from kimi_pipeline.training.engine import EngineConfig, load_deepspeed_config
 from kimi_pipeline.training.launch import RunSpec, launch
 from kimi_pipeline.training.loop import TrainConfig, read_metrics
-from kimi_pipeline.training.model import ModelConfig, build_model
 from kimi_pipeline.training.model_folder import ModelFolder
 from kimi_pipeline.training.optim import OptimizerConfig
 from kimi_pipeline.training.packing import PackingConfig, collate_packed, pack
-from kimi_pipeline.training.tokenizer import corpus_from_examples, load_tokenizer, train_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +39,6 @@ class SftConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: ModelConfig = Field(default_factory=ModelConfig, description="Initial policy.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Loop and schedule.")
     optimizer: OptimizerConfig = Field(
         default_factory=OptimizerConfig, description="Optimizer (muon, muonclip, adamw, …)."
@@ -50,8 +47,11 @@ class SftConfig(BaseModel):
     mask_method: Literal["auto", "markers", "prefix"] = Field(
         "auto", description="How assistant tokens are found (training/chat.py)."
     )
-    tokenizer_min_frequency: int = Field(
-        2, ge=1, description="BPE merge minimum pair count (built-from-config model only)."
+    attn_implementation: str = Field(
+        "sdpa_max_logit", description="transformers attention kernel of the trained model. "
+        "'sdpa_max_logit' is SDPA that also records the max attention logit per head (for "
+        "logging and QK-Clip); 'flash_attention_2' or 'sdpa' on GPU when QK-Clip and max-logit "
+        "logging are off."
     )
     max_examples: int | None = Field(
         None, ge=1, description="Use at most this many training examples (quick runs)."
@@ -123,25 +123,17 @@ def _digest(*parts: Any) -> str:
     return sha.hexdigest()[:16]
 
 
-def _tokenizer(train: pl.DataFrame, config: SftConfig):
-    if config.model.path:
-        tokenizer = load_tokenizer(config.model.path)
-        if tokenizer.pad_token is None:  # many checkpoints ship none; padding never has a label
-            tokenizer.pad_token = tokenizer.eos_token
-        return tokenizer
-    corpus = corpus_from_examples(train["messages"], train["tools"])
-    return train_tokenizer(corpus, config.model.vocab_size, config.tokenizer_min_frequency)
-
-
-def prepare_run(sft_dataset: pl.DataFrame, config: SftConfig, root: str | Path = ".",
-                mlflow_run: dict[str, str] | None = None) -> PreparedRun:
-    """Tokenise, pack, fingerprint, and write the run folder the workers will read."""
+def prepare_run(sft_dataset: pl.DataFrame, base_model: ModelFolder, config: SftConfig,
+                root: str | Path = ".", mlflow_run: dict[str, str] | None = None) -> PreparedRun:
+    """Tokenise with ``base_model``'s tokenizer, pack, fingerprint, and write the run folder."""
     train = _examples(sft_dataset, "train", config.max_examples)
     if train.is_empty():
         raise ValueError("sft_dataset has no 'train' examples: run the filtering stage first "
                          "or check its thresholds (filter_report shows where examples went)")
     validation = _examples(sft_dataset, "validation", None)
-    tokenizer = _tokenizer(train, config)
+    tokenizer = base_model.load_tokenizer()
+    if tokenizer.pad_token is None:  # many checkpoints ship none; padding never has a label
+        tokenizer.pad_token = tokenizer.eos_token
     train_rows, train_stats = _packed(train, tokenizer, config)
     val_rows, val_stats = _packed(validation, tokenizer, config)
     if not train_rows:
@@ -149,7 +141,7 @@ def prepare_run(sft_dataset: pl.DataFrame, config: SftConfig, root: str | Path =
                          f"train.seq_len={config.train.seq_len}; raise it")
     deepspeed = load_deepspeed_config(config.engine, root)
     fingerprint = _digest(
-        train_rows["input_ids"], train_rows["labels"],
+        train_rows["input_ids"], train_rows["labels"], _identity(base_model),
         config.model_dump(exclude={"progress", "resume", "runs_dir"}, mode="json"), deepspeed,
         config.engine.world_size,
     )
@@ -162,13 +154,13 @@ def prepare_run(sft_dataset: pl.DataFrame, config: SftConfig, root: str | Path =
     torch.save(train_rows, run_dir / "train.pt")
     if val_rows:
         torch.save(val_rows, run_dir / "validation.pt")
-    initial = _initial_model(config.model, tokenizer, run_dir)
+    initial = base_model
     stats = {"train": train_stats, "validation": val_stats}
     spec = RunSpec(
         run_dir=str(run_dir), initial_model=str(initial.path), tokenizer=str(tokenizer_dir),
         train_data=str(run_dir / "train.pt"),
         validation_data=str(run_dir / "validation.pt") if val_rows else None,
-        attn_implementation=config.model.attn_implementation,
+        attn_implementation=config.attn_implementation,
         context_tokens=train_stats["real_tokens"] / max(train_stats["examples"], 1),
         train=config.train, optimizer=config.optimizer, deepspeed=deepspeed,
         mlflow_run=mlflow_run, progress=config.progress,
@@ -176,15 +168,14 @@ def prepare_run(sft_dataset: pl.DataFrame, config: SftConfig, root: str | Path =
     return PreparedRun(spec=spec, run_dir=run_dir, initial=initial, packing=stats)
 
 
-def _initial_model(config: ModelConfig, tokenizer, run_dir: Path) -> ModelFolder:
-    if config.path:
-        return ModelFolder(Path(config.path))
-    folder = run_dir / "initial"
-    if not (folder / "config.json").exists():
-        model = build_model(config, len(tokenizer), tokenizer.pad_token_id,
-                            tokenizer.bos_token_id, tokenizer.eos_token_id)
-        ModelFolder.save(model, tokenizer, folder)
-    return ModelFolder(folder)
+def _identity(base_model: ModelFolder) -> str:
+    """What identifies the initial weights: their content digest when the folder records one
+    (``base_model.py`` does), else the folder's config and weight file sizes."""
+    digest = base_model.metadata().get("weights_digest")
+    if digest:
+        return digest
+    files = sorted(p for p in base_model.path.iterdir() if p.is_file())
+    return _digest([(p.name, p.stat().st_size) for p in files])
 
 
 def train(prepared: PreparedRun, config: SftConfig) -> dict[str, Any]:

@@ -38,7 +38,9 @@ def save_tiny_sft_model(project) -> None:
         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )).eval()
-    load_catalog(project).save("sft_model", {"model": model, "tokenizer": tokenizer})
+    catalog = load_catalog(project)
+    catalog.save("sft_model", {"model": model, "tokenizer": tokenizer})
+    catalog.save("base_model", {"model": model, "tokenizer": tokenizer})  # SFT's starting point
 
 
 @pytest.fixture
@@ -98,6 +100,17 @@ def test_gym_stage_rolls_out_the_sft_model_and_scores_it(project, gym_run):
     logged = {name for run in runs for name in run.data.metrics}
     assert {f"gym.{d}.pass_at_{config.samples}" for d in config.domains} <= logged
     assert "gym.coding.verify_ms_mean" in logged
+
+    # the starting checkpoint on the same tasks, side by side with the policy
+    assert catalog.load("gym_base_rollouts").height == len(tasks) * config.samples
+    compared = {row["name"]: row for row in report["base_vs_policy"]}
+    assert set(config.domains) <= set(compared)
+    for domain in config.domains:
+        row = compared[domain]
+        assert row["scope"] == "domain" and row["tasks"] > 0
+        assert row[f"policy_pass@{config.samples}"] == pytest.approx(
+            next(r for r in report["domains"] if r["domain"] == domain)[f"pass@{config.samples}"])
+    assert {f"gym.{d}.base_pass_at_{config.samples}" for d in config.domains} <= logged
 
 
 def test_filtering_reads_the_gym_tasks_for_decontamination(project, gym_run):

@@ -8,7 +8,7 @@ import mlflow
 import polars as pl
 
 from kimi_pipeline.agents.evaluate import EvaluationConfig, compare_models
-from kimi_pipeline.training import report, sft
+from kimi_pipeline.training import base_model, report, sft
 from kimi_pipeline.training.model_folder import ModelFolder
 
 
@@ -17,9 +17,19 @@ def _mlflow_run() -> dict[str, str] | None:
     return {"tracking_uri": mlflow.get_tracking_uri(), "run_id": run.info.run_id} if run else None
 
 
-def train_sft(sft_dataset: pl.DataFrame, params: dict[str, Any]) -> tuple[ModelFolder, dict]:
+def prepare_base_model(sft_dataset: pl.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
+    config = base_model.BaseModelConfig.model_validate(params)
+    made = base_model.make_base_model(config, sft_dataset)
+    if mlflow.active_run():
+        mlflow.log_params({f"base_model.{k}": made["metadata"][k]
+                           for k in ("name", "from", "parameters")})
+    return made
+
+
+def train_sft(base_model: ModelFolder, sft_dataset: pl.DataFrame,
+              params: dict[str, Any]) -> tuple[ModelFolder, dict]:
     config = sft.SftConfig.model_validate(params)
-    prepared = sft.prepare_run(sft_dataset, config, mlflow_run=_mlflow_run())
+    prepared = sft.prepare_run(sft_dataset, base_model, config, mlflow_run=_mlflow_run())
     result = sft.train(prepared, config)
     if mlflow.active_run():
         # optimizer name, kernel, learning rates, the Muon/AdamW parameter split

@@ -8,8 +8,10 @@ from kimi_pipeline.pipelines.sft import nodes
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
-            Node(nodes.train_sft, ["sft_dataset", "params:sft"], ["sft_model", "sft_training"],
-                 name="train_sft"),
+            Node(nodes.prepare_base_model, ["sft_dataset", "params:base_model"], "base_model",
+                 name="prepare_base_model"),
+            Node(nodes.train_sft, ["base_model", "sft_dataset", "params:sft"],
+                 ["sft_model", "sft_training"], name="train_sft"),
             Node(
                 nodes.evaluate_sft,
                 ["sft_model", "sft_training", "sft_dataset", "tasks", "agents", "tool_repository",
