@@ -269,3 +269,49 @@ def test_policy_request_is_what_an_llm_would_get(world):
     assert tool["tool_call_id"] == call["tool_calls"][0]["id"] == "call_0"
     assert request.context["task"]["task_id"] == task.task_id and request.context["seed"] == 3
     assert set(request.context["imperfections"]) == {f"{n}_rate" for n in IMPERFECTIONS}
+
+
+def _first_call(task, tools, messages):
+    offered = [t.as_openai_tool() for t in tools]
+    reply = BACKEND.complete(policy_request(task, messages, offered, 0, ZERO))
+    return reply.tool_calls[0] if reply.tool_calls else reply.content
+
+
+def test_a_withheld_number_is_not_taken_from_a_later_message_with_other_numbers(world):
+    tasks, bundles = world
+    creates = [t for t in tasks if t.plan and t.plan[0].name == "create_order"
+               and f" and quantity {t.plan[0].arguments.get('quantity')}" in t.request]
+    assert creates
+    for base in creates:
+        quantity = base.plan[0].arguments["quantity"]
+        task = base.model_copy(update={
+            "kind": "missing_argument", "hidden_info": {"quantity": quantity},
+            "request": base.request.replace(f" and quantity {quantity}", "")})
+        messages = [
+            Message(role="system", content="You are a helpful agent."),
+            Message(role="user", content=task.request),
+            Message(role="assistant", content="Before I go ahead, how many do you need?"),
+            Message(role="user", content=f"The quantity is {quantity}."),
+            Message(role="assistant", content="Could you be more specific?"),
+            Message(role="user", content=f"I mean: {task.request} (ticket 98765)"),
+        ]
+        call = _first_call(task, bundles[task.agent_id], messages)
+        assert call.arguments["quantity"] == quantity, (task.request, call)
+
+
+def test_the_user_context_holds_the_plan_until_the_next_part_is_asked(world):
+    tasks, bundles = world
+    task = next(t for t in tasks if t.kind == "chained" and len(t.plan) == 2)
+    episode = Episode(task, bundles[task.agent_id], ZERO)
+    first_done = episode.messages[:4]  # system, user, the first call and its result
+    offered = episode.offered
+    staged = policy_request(task, first_done, offered, 0, ZERO, {"stages": [1, 2]})
+    answer = BACKEND.complete(staged)
+    assert not answer.tool_calls and answer.content  # part one is done: answer, then wait
+    asked = [*first_done, Message(role="assistant", content=answer.content),
+             Message(role="user", content="Thanks. Now the next part, please.")]
+    next_call = BACKEND.complete(policy_request(task, asked, offered, 0, ZERO, {"stages": [1, 2]}))
+    assert next_call.tool_calls[0].name == task.plan[1].name
+    confirm = BACKEND.complete(policy_request(task, episode.messages[:2], offered, 0, ZERO,
+                                              {"stages": [2], "corrects": True}))
+    assert not confirm.tool_calls and "confirm" in confirm.content

@@ -15,6 +15,7 @@ from kimi_pipeline.agents.tasks import (
     KINDS,
     TaskConfig,
     is_ref,
+    request_stages,
     resolve_ref,
     write_all_tasks,
     write_tasks,
@@ -376,6 +377,46 @@ def test_unparseable_replies_become_one_rejection(content):
     agents, _ = sample_agents(tools, 1, OfflineBackend(), AgentConfig(), seed=3)
     tasks, rejected = write_tasks(agents[0], tools, ScriptedBackend(content), TaskConfig(), 0)
     assert tasks == [] and len(rejected) == 1
+
+
+# ------------------------------------------------------------------------- staged requests
+
+
+def _words(text: str) -> set[str]:
+    return set(text.translate(str.maketrans(",.?!", "    ")).split())
+
+
+def test_request_stages_split_a_chain_into_one_clause_per_plan_step(written):
+    tasks = [t for t in written[0] if t.kind == "chained" and len(t.plan) >= 2]
+    assert tasks
+    for task in tasks:
+        stages = request_stages(task.kind, task.request, len(task.plan))
+        assert [steps for _, steps in stages] == list(range(1, len(task.plan) + 1))
+        first, rest = stages[0][0], [part for part, _ in stages[1:]]
+        assert first[-1] in ".?!" and not any(" then " in p for p in [first, *rest])
+        joiners = {"then", "and", "finally"}
+        assert _words(task.request) - joiners <= _words(" ".join([first, *rest]))
+
+
+def test_request_stages_split_a_conditional_into_the_check_and_the_condition(written):
+    tasks = [t for t in written[0] if t.kind == "conditional"]
+    assert tasks
+    for task in tasks:
+        (check, one), (condition, all_steps) = request_stages(task.kind, task.request,
+                                                              len(task.plan))
+        assert (one, all_steps) == (1, len(task.plan))
+        assert "if it is still" not in check and check[-1] in ".?!"
+        assert condition.startswith("if it is still ") and "otherwise" in condition
+
+
+@pytest.mark.parametrize("kind,text,steps", [
+    ("single_call", "Please cancel order ORD-1.", 1),
+    ("chained", "Find the order, then cancel it.", 3),  # clauses do not match the plan
+    ("chained", "Cancel the most recent order placed by Ana.", 2),  # free text
+    ("unsupported", "Could you book me a flight, then a hotel?", 0),
+])
+def test_requests_that_do_not_split_are_one_part(kind, text, steps):
+    assert request_stages(kind, text, steps) == [(text, steps)]
 
 
 def test_speed_10000_tasks():

@@ -11,6 +11,7 @@ import pytest
 from kimi_pipeline.envs.user_sim import (
     PERSONAS,
     STOP,
+    UserConfig,
     UserSimulator,
     UserTurn,
     parse_reply,
@@ -18,7 +19,7 @@ from kimi_pipeline.envs.user_sim import (
 )
 from kimi_pipeline.llm.base import ChatResponse, Usage
 from kimi_pipeline.llm.offline import OfflineBackend
-from kimi_pipeline.records import Message, Rubric, Task
+from kimi_pipeline.records import ExpectedCall, Message, Rubric, Task
 
 REQUEST = "Please cancel the order ORD-7 and refund 3 items to my card."
 KEY_FACTS = ("ORD-7", "3 items")
@@ -269,6 +270,53 @@ def test_llm_backend_plays_the_user_through_the_same_protocol():
     ctx = llm.requests[1].context
     assert ctx["persona"] == "terse" and ctx["turn"] == 1 and ctx["seed"] == 4
     assert ctx["hidden_info"] == {"account_id": "ACC-19", "quantity": 3}
+
+
+CHAIN = Task(
+    task_id="t-2", agent_id="a-1", kind="chained",
+    request="Could you find the order with product Mug, then cancel it? Thanks!",
+    plan=[ExpectedCall(name="list_orders", arguments={"product": "Mug"}),
+          ExpectedCall(name="cancel_order", arguments={"order_id": "$ref:0.items.0.id"})],
+    rubric=Rubric(difficulty="medium"), seed=0,
+)
+STEPWISE = UserConfig(stepwise_rate=1.0, follow_up_rate=1.0)
+
+
+def test_stepwise_user_asks_the_next_part_once_the_first_is_answered():
+    sim = UserSimulator(OfflineBackend(), CHAIN, "polite_formal", 3, config=STEPWISE)
+    assert sim.script.parts == ("Could you find the order with product Mug? Thanks!", "cancel it")
+    assert sim.script.for_agent() == {"stages": [1, 2], "corrects": False}
+
+    async def go():
+        messages = [Message(role="user", content=(await sim.opening()).content)]
+        turns = []
+        for line in ("Which product was it again?", "I found 1 order: ORD-3 (product: Mug).",
+                     "Order ORD-3 has been cancelled.", "To recap: order ORD-3 was cancelled."):
+            messages.append(Message(role="assistant", content=line))
+            turns.append(await sim.respond(messages))
+            messages.append(Message(role="user", content=turns[-1].content or ""))
+        return messages[0].content, turns
+
+    first, (answer, part, follow_up, end) = run(go())
+    assert "find the order with product Mug" in first and "cancel" not in first
+    assert "cancel it" not in answer.content  # a question is answered, not a part added
+    assert part.content.endswith(": cancel it.") and not part.done
+    assert not follow_up.done and "summarise what has been done" in follow_up.content
+    assert (end.done, end.end_reason) == (True, "satisfied")
+
+
+def test_llm_user_prompt_carries_the_parts_and_the_follow_up():
+    llm = ScriptedUserLLM(["hello, please find the order with product Mug"])
+    sim = UserSimulator(llm, CHAIN, "verbose", seed=4, config=STEPWISE)
+    run(sim.opening())
+    prompt = llm.requests[0].messages[0]["content"]
+    assert f"Your goal: {CHAIN.request}" in prompt
+    assert "(1) Could you find the order with product Mug? Thanks! (2) cancel it" in prompt
+    assert "first message asks only for part (1)" in prompt and "follow-up question" in prompt
+    assert llm.requests[0].context["parts"] == list(sim.script.parts)
+    plain = ScriptedUserLLM(["hi"])
+    run(UserSimulator(plain, CHAIN, "verbose", seed=4).opening())
+    assert "part (1)" not in plain.requests[0].messages[0]["content"]
 
 
 @pytest.mark.parametrize("text,expected", [

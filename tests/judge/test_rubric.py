@@ -327,6 +327,22 @@ def test_facts_are_case_and_number_format_tolerant(fact, answer, stated):
     assert ("required_facts" not in v.failed()) is stated
 
 
+def test_a_fact_told_in_an_earlier_answer_counts_once_a_call_succeeded():
+    """A user who asks one part per turn hears the lookup's facts before asking for the next."""
+    lookup = [calls(("c0", "get_order", {"order_id": "ORD-1"})),
+              result("c0", "get_order", {"id": "ORD-1", "status": "open"})]
+    cancel = [calls(("c1", "cancel_order", {"order_id": "ORD-1"})),
+              result("c1", "cancel_order", {"id": "ORD-1", "status": "cancelled"})]
+    staged = [user("look up ORD-1"), *lookup, say("Order ORD-1 is open."),
+              user("now cancel it"), *cancel, say("Done: it is now cancelled.")]
+    assert verdict(trajectory(staged, CANCEL_RUBRIC)).passed
+    before_any_call = [user("cancel ORD-1"), say("Let me look ORD-1 up."), *lookup, *cancel,
+                       say("Done: it is now cancelled.")]
+    v = verdict(trajectory(before_any_call, CANCEL_RUBRIC))
+    assert v.failed() == ["required_facts"]
+    assert "does not state: ORD-1" in reason(v, "required_facts")
+
+
 UNSUPPORTED = Rubric(
     state_predicates=[{"path": "orders", "op": "count_equals", "value": 1}],
     forbidden_calls=["delete_order"],

@@ -12,9 +12,14 @@ once, in ``ChatResponse.meta["imperfections"]`` of the turn where it happens: th
 truth the judge's verdicts are checked against.
 
 The program is stateless: every turn it re-reads the dialogue (OpenAI-format messages: the
-assistant's tool calls and the tool results) to find where the plan stands. An LLM agent gets
-the same request (``policy_request``: system prompt, dialogue, tools) and answers from the
-messages alone.
+assistant's tool calls and the tool results) to find where the plan stands. It acts only on
+what the user has said: a user may ask for its request one part per turn (the episode's
+``user`` context gives the plan steps each part covers), so the agent answers once the parts
+asked so far are done and goes on when the next part comes; it asks the user to be more
+specific when the next call needs an id or value of the request the user has not said yet (a
+vague user), and it checks with a user who will correct the opening before acting on it. An
+LLM agent gets the same request (``policy_request``: system prompt, dialogue, tools) and
+answers from the messages alone.
 """
 
 from __future__ import annotations
@@ -108,9 +113,12 @@ def policy_request(
     tools: list[dict[str, Any]],
     seed: int,
     imperfections: ImperfectionConfig,
+    user: dict[str, Any] | None = None,
 ) -> ChatRequest:
     """The agent's next-move request: the dialogue (system prompt first) and the tools; the
-    context carries the task and the imperfection rates for the offline program."""
+    context carries the task, the imperfection rates and the user's script as the offline
+    program may know it (``UserScript.for_agent``: plan steps per part asked, a coming
+    correction; None: the user asks for everything at once)."""
     return ChatRequest(
         role=ROLE,
         messages=[to_openai(m) for m in messages],
@@ -120,6 +128,7 @@ def policy_request(
             "task": task.model_dump(mode="json"),
             "seed": seed,
             "imperfections": imperfections.model_dump(),
+            "user": user or {},
         },
     )
 
@@ -138,6 +147,9 @@ class History:
     said: list[str] = field(default_factory=list)  # assistant texts so far
     user_after_question: list[str] = field(default_factory=list)
     summaries: list[str] = field(default_factory=list)  # one line per completed step
+    user_texts: list[str] = field(default_factory=list)  # every user message
+    user_marks: list[int] = field(default_factory=list)  # steps done when each one came
+    said_marks: list[int] = field(default_factory=list)  # steps done at each text in ``said``
 
 
 def _parse(content: Any) -> Any:
@@ -171,6 +183,7 @@ def read_history(messages: list[dict[str, Any]], semantics: dict[str, ToolSemant
         if role == "assistant":
             if message.get("content"):
                 history.said.append(message["content"])
+                history.said_marks.append(len(history.results))
             for call in message.get("tool_calls") or ():
                 history.calls += 1
                 function = call.get("function") or {}
@@ -182,8 +195,11 @@ def read_history(messages: list[dict[str, Any]], semantics: dict[str, ToolSemant
         elif role == "tool" and history.failure is None:
             name, args = pending.pop(message.get("tool_call_id"), (message.get("name", ""), {}))
             _record(history, name, args, _parse(message.get("content")), semantics)
-        elif role == "user" and history.said:
-            history.user_after_question.append(message.get("content") or "")
+        elif role == "user":
+            history.user_texts.append(message.get("content") or "")
+            history.user_marks.append(len(history.results))
+            if history.said:
+                history.user_after_question.append(message.get("content") or "")
     return history
 
 
@@ -397,6 +413,7 @@ class Turn:
     history: History
     flaws: Flaws
     episode: str  # '<task_id>:<seed>': seeds the values a flaw invents, the same every turn
+    user: dict[str, Any] = field(default_factory=dict)  # the user's script (policy_request)
 
     @property
     def plan(self) -> list[dict[str, Any]]:
@@ -418,9 +435,15 @@ def _once(turn: Turn, text: str, flaw: str) -> ChatResponse:
 
 
 def _final(turn: Turn) -> ChatResponse:
+    """What was done: the steps not reported yet, then a recap of the ones answered in earlier
+    turns, so the last answer holds the facts of every step."""
     lines = turn.history.summaries or ["Everything you asked for is done."]
-    text = " ".join(lines)
-    return _text(("To recap: " + text) if text in turn.history.said else text)
+    told = [line for line in lines if any(line in said for said in turn.history.said)]
+    new = [line for line in lines if line not in told]
+    if not new:
+        return _text("To recap: " + " ".join(lines))
+    recap = (" To recap the earlier steps: " + " ".join(told)) if told else ""
+    return _text(" ".join(new) + recap)
 
 
 def _failure(turn: Turn) -> ChatResponse:
@@ -440,6 +463,11 @@ def _refusal(turn: Turn) -> ChatResponse:
         "I'm sorry, but I can't do that: none of the tools I have access to can handle this "
         f"request. I can, however, help you {capabilities(turn.semantics)}."
     )
+    if text in turn.history.said:  # the user pushed back: hold the refusal
+        text = (
+            "I understand, but I can't do that: it is outside what my tools can do. What I can "
+            f"do is {capabilities(turn.semantics)}."
+        )
     return _text(text)
 
 
@@ -473,11 +501,13 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 def _find_value(expected: Any, replies: list[str]) -> Any:
-    """The value the user gave in their latest replies (the expected value if it was said)."""
-    for text in reversed(replies):
-        if str(expected).lower() in text.lower():
-            return expected
-        if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+    """The value the user gave in their replies: the expected value if a reply states it (a
+    later message may hold other numbers, e.g. a restated request), else the first number of
+    the latest reply that has one."""
+    if any(str(expected).lower() in text.lower() for text in replies):
+        return expected
+    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        for text in reversed(replies):
             numbers = _NUMBER.findall(text)
             if numbers:
                 return (
@@ -486,6 +516,76 @@ def _find_value(expected: Any, replies: list[str]) -> Any:
                     else float(numbers[0])
                 )
     return None
+
+
+# ------------------------------------------------------------------ what the user asked
+
+_CLARIFY_HEAD = "Could you be more specific"
+_CONFIRM = "Sure. Before I start, can you confirm that this is exactly what you need?"
+
+
+def asked_steps(turn: Turn) -> int:
+    """Plan steps the user has asked for so far. The user's ``stages`` are the plan steps
+    served once each part of the request is done; a user message that comes after the agent
+    finished the parts asked before it brings the next part (a reply to a question inside a
+    part does not)."""
+    bounds = turn.user.get("stages") or [len(turn.plan)]
+    stage = 0
+    for done in turn.history.user_marks[1:]:
+        if stage + 1 < len(bounds) and done >= bounds[stage]:
+            stage += 1
+    return bounds[stage]
+
+
+def _in_token(char: str) -> bool:
+    return char.isalnum() or char in "_-"
+
+
+def _mentions(text: str, value: Any) -> bool:
+    """``value`` occurs in ``text`` (both lower-cased) as a whole token: 'ord-7' is not in
+    'ord-71'."""
+    needle = str(value).lower()
+    if isinstance(value, str) and len(needle) < 2:
+        return False
+    at = text.find(needle)
+    while at >= 0:
+        end = at + len(needle)
+        if not (at and _in_token(text[at - 1])) and not (end < len(text) and _in_token(text[end])):
+            return True
+        at = text.find(needle, at + 1)
+    return False
+
+
+def _unsaid(turn: Turn, step: int) -> list[str]:
+    """Literal arguments of the next call that the task's request states but that no user
+    message has said (a vague user leaves ids and numbers out until asked)."""
+    request = (turn.task.get("request") or "").lower()
+    hidden = turn.task.get("hidden_info") or {}
+    said = "\n".join(turn.history.user_texts).lower()
+    return [
+        k
+        for k, value in turn.plan[step]["arguments"].items()
+        if k not in hidden
+        for v in (value if isinstance(value, list) else [value])  # e.g. SQL parameters
+        if _scalar(v) and not is_ref(v) and _mentions(request, v) and not _mentions(said, v)
+    ]
+
+
+def _before_acting(turn: Turn, step: int) -> ChatResponse | None:
+    """A question before the next call, or None: check with a user whose opening will be
+    corrected, or ask once per step for the ids and values the user has not said yet."""
+    history = turn.history
+    if turn.user.get("corrects") and len(history.user_texts) == 1 and not history.calls:
+        return _text(_CONFIRM)
+    missing = _unsaid(turn, step)
+    asked = any(
+        said.startswith(_CLARIFY_HEAD) and mark == step
+        for said, mark in zip(history.said, history.said_marks)
+    )
+    if not missing or asked:
+        return None
+    names = " and ".join(dict.fromkeys(label(k) for k in missing))
+    return _text(f"{_CLARIFY_HEAD} about what you need? I need the exact {names} to go ahead.")
 
 
 # ------------------------------------------------------------------------ next call
@@ -556,12 +656,15 @@ def next_move(turn: Turn) -> ChatResponse:
     if turn.history.failure:
         return _failure(turn)
     step = len(turn.history.results)
-    if step >= len(turn.plan):
+    if step >= min(len(turn.plan), asked_steps(turn)):
         return _final(turn)
     values = _withheld(turn)
     if isinstance(values, ChatResponse):
         return values
     if turn.history.attempts.get(step, 0) == 0:
+        pause = _before_acting(turn, step)
+        if pause:
+            return pause
         if turn.flaws.at("give_up", step):
             text = (
                 "I'm sorry, I'm not able to finish this right now. "
@@ -599,6 +702,7 @@ def offline_agent(request: ChatRequest) -> ChatResponse:
         read_history(request.messages, semantics),
         draw_flaws(task, seed, ctx.get("imperfections") or {}, semantics, required),
         f"{task.get('task_id')}:{seed}",
+        ctx.get("user") or {},
     )
     reply = next_move(turn)
     reply.usage.prompt_tokens = sum(

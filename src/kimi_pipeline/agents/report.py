@@ -1,5 +1,6 @@
-"""The synthesis report: dialogue shape, tool use, injected faults and imperfections, and how
-often the final state meets the rubric's state predicates, by difficulty and persona."""
+"""The synthesis report: dialogue shape (user turns, the share of multi-turn dialogues), tool
+use, injected faults and imperfections, and how often the final state meets the rubric's state
+predicates, by difficulty and persona."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ def summarise(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {
         "trajectories": n,
         "user_turns_mean": mean(turns),
+        "multi_turn_share": mean([t >= 2 for t in turns]),
         "tool_calls_mean": mean(calls),
         "tool_calls_histogram": dict(sorted(Counter(calls).items())),
         "user_turns_histogram": dict(sorted(Counter(turns).items())),
@@ -78,6 +80,7 @@ def metrics(report: dict[str, Any]) -> dict[str, dict[str, float]]:
         "agents": report["agents"],
         "tasks": report["tasks"],
         "user_turns_mean": report["user_turns_mean"],
+        "multi_turn_share": report.get("multi_turn_share", 0.0),
         "tool_calls_mean": report["tool_calls_mean"],
         "state_rubric_met_rate": report["state_rubric_met_rate"].get("all", 0.0),
         "quarantined": report["quarantined"],

@@ -10,6 +10,10 @@ world-model semantics, so the rubric's state predicates hold exactly for the pla
 reply is validated the same way (``records.Task`` plus plan checks); a malformed task becomes
 a quarantine record (``Rejection``), never an exception.
 
+A written request can be asked for one part per turn: ``request_stages`` splits it back into
+a chain's clauses or a conditional's check and condition, each with the plan steps it covers
+(what the user simulator asks turn by turn and the offline agent waits for).
+
 Contracts the judge and the agent policy follow
 ------------------------------------------------
 ``$ref`` (plan arguments and ``required_facts``): ``"$ref:<i>.<p1>.<p2>…"`` is the value
@@ -1099,6 +1103,31 @@ def compose_request(rng: random.Random, clauses: list[str]) -> str:
         body += ", then " + ", then ".join(clauses[1:-1]) + f", and finally {clauses[-1]}"
     ask, end = rng.choice(_ASKS)
     return f"{rng.choice(_OPENERS)}{ask}{body}{end}{rng.choice(_CLOSERS)}"
+
+
+_STEP_JOINS = re.compile(r", then |, and finally ")
+_CONDITION = ": if it is still "
+_ENDING = re.compile(r"(?P<end>[.?])(?P<closer>" + "|".join(re.escape(c) for c in _CLOSERS if c)
+                     + r")?$")
+
+
+def request_stages(kind: str, request: str, plan_steps: int) -> list[tuple[str, int]]:
+    """The request as parts a user can ask for one turn at a time, each with the number of plan
+    steps done once it is served (counted from the start). Inverts ``compose_request``: a
+    chain's clauses (one per plan step), or a conditional's check (step 0) and then its
+    condition (the rest). A request that does not split this way is one part."""
+    whole = [(request, plan_steps)]
+    ending = _ENDING.search(request)
+    if ending is None or plan_steps < 1:
+        return whole
+    core, tail = request[: ending.start()], ending["end"] + (ending["closer"] or "")
+    if kind == "conditional":
+        check, found, condition = core.partition(_CONDITION)
+        return [(check + tail, 1), ("if it is still " + condition, plan_steps)] if found else whole
+    clauses = _STEP_JOINS.split(core)
+    if len(clauses) < 2 or len(clauses) != plan_steps:
+        return whole
+    return [(clauses[0] + tail, 1)] + [(c, i) for i, c in enumerate(clauses[1:], 2)]
 
 
 # ------------------------------------------------------------------------------- drafts

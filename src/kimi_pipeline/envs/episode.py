@@ -3,7 +3,9 @@
 ``run_episode`` is the multi-turn dialogue K2 synthesises at scale (REFERENCE.md §1.3):
 system prompt, the user's opening, then the agent alternates tool calls (executed by the
 environment, results appended as tool messages) and replies to the user, who answers,
-reveals withheld facts when asked, or ends the dialogue. Every failure — an endpoint error,
+reveals withheld facts when asked, asks for the next part of its request, or ends the
+dialogue; the offline agent is told how the user splits the request (``UserScript.for_agent``)
+so it acts only on what has been asked. Every failure — an endpoint error,
 unparseable tool-call JSON, a call to a tool the agent does not have — becomes a recorded
 event in the trajectory, never an exception. RL reuses the same loop for its rollouts.
 """
@@ -17,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kimi_pipeline.agents.policy import ImperfectionConfig, policy_request
 from kimi_pipeline.envs.base import FaultConfig, make_environment
-from kimi_pipeline.envs.user_sim import UserSimulator
+from kimi_pipeline.envs.user_sim import UserConfig, UserSimulator
 from kimi_pipeline.llm.base import ChatBackend
 from kimi_pipeline.records import Agent, Message, Task, ToolSpec, Trajectory, TrajectoryOutcome
 
@@ -32,6 +34,10 @@ class EpisodeConfig(BaseModel):
         24, ge=1, description="Agent moves (tool-call rounds + replies) before the episode is cut."
     )
     faults: FaultConfig = Field(default_factory=FaultConfig, description="Tool-result randomness.")
+    user: UserConfig = Field(
+        default_factory=UserConfig,
+        description="How users unfold their request over turns (one part per turn, a follow-up).",
+    )
     imperfections: ImperfectionConfig = Field(
         default_factory=ImperfectionConfig,
         description="Offline agent's deliberate mistakes (ground truth for the filter's judge).",
@@ -53,7 +59,8 @@ async def run_episode(
     env = make_environment(agent.environment, config.faults)
     env.reset(tools, task.initial_state, seed, task.scripted_faults)
     initial_state = env.snapshot()
-    user = UserSimulator(user_backend, task, persona, seed, max_turns=config.max_user_turns)
+    user = UserSimulator(user_backend, task, persona, seed, max_turns=config.max_user_turns,
+                         config=config.user)
     messages = [Message(role="system", content=agent.system_prompt)]
     tokens = {"prompt": 0, "completion": 0}
     outcome: dict[str, Any] = {"injected_faults": [], "agent_imperfections": [], "errors": []}
@@ -62,7 +69,8 @@ async def run_episode(
         turn = await user.opening()
         messages.append(Message(role="user", content=turn.content))
         for _ in range(config.max_agent_steps):
-            request = policy_request(task, messages, offered, seed, config.imperfections)
+            request = policy_request(task, messages, offered, seed, config.imperfections,
+                                     user.script.for_agent())
             reply = await agent_backend.acomplete(request)
             tokens["prompt"] += reply.usage.prompt_tokens
             tokens["completion"] += reply.usage.completion_tokens

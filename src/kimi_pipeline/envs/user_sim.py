@@ -8,13 +8,23 @@ and ends the dialogue when the agent has answered (``satisfied``), failed (``age
 rightly refused an unsupported request (``satisfied_with_refusal``), tried its patience
 (``user_gave_up``) or run out of turns (``max_turns``).
 
+Like tau-bench users, a user does not always say everything in its first message. Per
+episode, a ``UserScript`` is drawn from the seed (rates in ``UserConfig``): a request with
+several parts (a chain of steps, a check and then a condition: ``agents.tasks.request_stages``)
+may be asked for one part per turn, the next once the agent has answered the previous one,
+so a later turn adds a request the rubric already checks; a satisfied user may ask one
+follow-up question on the final answer, and a refused one may push back once, which the rubric
+does not penalise; the changes-mind persona opens with a variant and corrects it in its second
+message to the real goal, whose values the rubric's required calls hold. The agent's side of
+the script (which parts make a stage, whether a correction is coming) is ``for_agent``.
+
 Each turn goes through the LLM protocol: a ``user_simulator`` request whose messages are a
-real role-play prompt (persona, goal, private details, the ``###STOP###`` convention) plus the
-visible dialogue seen from the user's side, and whose context holds the same facts as
-structure. An LLM backend plays the user from the messages; the offline program below plays
-it from the context, deterministically from the seed and the turn index. Both replies are
-parsed the same way. The offline path is hot (tens of thousands of turns per run), so all
-patterns are compiled once and a turn is a few regex searches.
+real role-play prompt (persona, goal, the parts in order, private details, the ``###STOP###``
+convention) plus the visible dialogue seen from the user's side, and whose context holds the
+same facts as structure. An LLM backend plays the user from the messages; the offline program
+below plays it from the context, deterministically from the seed and the turn index. Both
+replies are parsed the same way. The offline path is hot (tens of thousands of turns per run),
+so all patterns are compiled once and a turn is a few regex searches.
 """
 
 from __future__ import annotations
@@ -26,6 +36,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from kimi_pipeline.agents.tasks import request_stages
 from kimi_pipeline.envs.semantics import split_words
 from kimi_pipeline.llm.base import ChatBackend, ChatRequest, ChatResponse, Usage
 from kimi_pipeline.llm.offline import offline_role
@@ -81,9 +94,79 @@ def pick_persona(rng: random.Random) -> str:
     return rng.choice(_PERSONA_NAMES)
 
 
+# ------------------------------------------------------------------------------- the script
+
+
+class UserConfig(BaseModel):
+    """How often users unfold their request over several turns (drawn once per episode)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stepwise_rate: float = Field(
+        0.75, ge=0, le=1,
+        description="Chance a user whose request has several parts (a chain of steps, a check "
+        "and then a condition) asks for one part per turn, the next once the agent has "
+        "answered the previous one, instead of everything in the first message.")
+    follow_up_rate: float = Field(
+        0.25, ge=0, le=1,
+        description="Chance a user asks one follow-up question on the agent's final answer "
+        "(what was done, with the ids) before ending satisfied, or pushes back once on a "
+        "refusal before accepting it; the rubric penalises neither (the agent recaps, or "
+        "holds its refusal).")
+
+
+@dataclass(frozen=True)
+class UserScript:
+    """How one user unfolds the task over the dialogue."""
+
+    parts: tuple[str, ...]  # what the user asks for, one part per turn (one part: all at once)
+    bounds: tuple[int, ...]  # plan steps served once each part is done, counted from the start
+    follow_up: bool  # asks one follow-up question on the final answer (or pushes back once)
+    corrects: bool  # the opening is a variant that the second message corrects
+
+    def for_agent(self) -> dict[str, Any]:
+        """What the offline agent may know: how the plan is split into what the user asks per
+        turn, and that the opening will be corrected (so it confirms before acting)."""
+        return {"stages": list(self.bounds), "corrects": self.corrects}
+
+
+def draw_script(task: Task, persona: str, seed: int, config: UserConfig,
+                max_turns: int = 8) -> UserScript:
+    """The episode's script, from the seed alone: the same seed gives the same script. A
+    script whose planned messages would not fit under ``max_turns`` (with one turn to spare)
+    drops its follow-up, then its parts."""
+    rng = random.Random(f"user-script:{seed}")
+    stepwise, follow_up = rng.random(), rng.random()  # always both: one rate never shifts the other
+    stages = request_stages(task.kind, task.request, len(task.plan))
+    whole = [(task.request, len(task.plan))]
+    if stepwise >= config.stepwise_rate or not _hidden_in_first(task, stages[0][1]):
+        stages = whole
+    wants = follow_up < config.follow_up_rate
+    wants = wants and _planned(task, persona, len(stages), wants) < max_turns
+    if _planned(task, persona, len(stages), wants) >= max_turns:
+        stages = whole
+    return UserScript(tuple(p for p, _ in stages), tuple(b for _, b in stages), wants,
+                      persona == "changes_mind")
+
+
+def _planned(task: Task, persona: str, parts: int, follow_up: bool) -> int:
+    """User messages a script needs: each part (twice for a vague user, who gives the ids when
+    asked), a correction, an answer with the withheld values, a follow-up."""
+    per_part = 2 if persona == "vague" else 1
+    return (parts * per_part + (persona == "changes_mind") + bool(task.hidden_info)
+            + follow_up)
+
+
+def _hidden_in_first(task: Task, steps: int) -> bool:
+    """Withheld values must belong to the first part: the agent asks for them before acting."""
+    first = [call.arguments for call in task.plan[:steps]]
+    return all(any(args.get(k) == v for args in first) for k, v in task.hidden_info.items())
+
+
 # ----------------------------------------------------------------------------------- phrasings
-# persona -> kind of line -> variants; {request} is the persona-shaped request, {full} the
-# request as written, {variant} the changed-mind opening, {facts} the answered details.
+# persona -> kind of line -> variants; {request} is the persona-shaped request (the part asked
+# last, when the user asks one part per turn), {full} the same as written, {variant} the
+# changed-mind opening, {facts} the answered details, {part} the next part asked for.
 
 _DEFAULT_LINES: dict[str, tuple[str, ...]] = {"restate": ("To be clear: {request}",)}
 
@@ -95,6 +178,9 @@ _LINES: dict[str, dict[str, tuple[str, ...]]] = {
         "confirm": ("yes.", "yep, go.", "ok"),
         "nudge": ("and?", "ok, go.", "so?"),
         "restate": ("{request}.", "like i said: {request}"),
+        "next": ("ok. now {part}", "next: {part}", "thx. also {part}"),
+        "follow_up": ("what changed exactly?", "recap w/ ids?"),
+        "push_back": ("really? no way at all?", "sure there's nothing you can do?"),
     },
     "verbose": {
         "open": (
@@ -126,6 +212,21 @@ _LINES: dict[str, dict[str, tuple[str, ...]]] = {
             "Alright, that sounds good. Take your time, just tell me when it's done.",
         ),
         "restate": ("Sorry if I wasn't clear! To put it another way: {request} Does that help?",),
+        "next": (
+            "Oh, that's wonderful, thank you so much! While I have you, there's one more thing "
+            "I'd love help with, if it's not too much trouble: {part}",
+            "Perfect, thank you! And now that that's sorted, the next thing on my list: {part} "
+            "Sorry to pile on!",
+        ),
+        "follow_up": (
+            "Oh, that's wonderful, thank you so much! Before I go, could you give me a quick "
+            "summary of everything you did, with the ids, so I can note it down?",
+            "Thank you! Just so I'm completely sure I understood: what exactly was done?",
+        ),
+        "push_back": (
+            "Oh no, really? Are you completely sure there's no way at all? It would mean a lot "
+            "to me.",
+        ),
     },
     "vague": {
         "open": (
@@ -138,6 +239,9 @@ _LINES: dict[str, dict[str, tuple[str, ...]]] = {
         "confirm": ("yeah, sure, I guess.", "um, yes."),
         "nudge": ("ok... so is it done?", "mm, ok."),
         "restate": ("oh, right, sorry, I mean: {full}", "ah, yeah, specifically: {full}"),
+        "next": ("ok, um, and then... {part}", "oh, and, uh, {part}"),
+        "follow_up": ("oh, ok... so, um, what did you end up doing exactly?",),
+        "push_back": ("oh. um, are you sure? there's no way?",),
     },
     "impatient": {
         "open": (
@@ -151,6 +255,10 @@ _LINES: dict[str, dict[str, tuple[str, ...]]] = {
         "confirm": ("Yes! Go already.", "Yes, obviously. Do it."),
         "nudge": ("Well? Is it done yet?", "Come on, what's taking so long?"),
         "restate": ("I already told you: {request}",),
+        "next": ("Fine. Next: {part} Quickly.", "Good. Now {part} Hurry."),
+        "follow_up": ("Is it actually done? Give me the short version.",
+                      "Fine. Summarise what you did, ids included."),
+        "push_back": ("Seriously? There must be some way. Try harder.",),
     },
     "non_native": {
         "open": (
@@ -165,6 +273,9 @@ _LINES: dict[str, dict[str, tuple[str, ...]]] = {
         "confirm": ("Yes, please do this.", "Yes, is correct. Go ahead please."),
         "nudge": ("Okay. Please you continue.", "Is finish now?"),
         "restate": ("Sorry, my English not so good. I want: {request}",),
+        "next": ("Thank you. Now also this: {part}", "Good, thank you. Next I need: {part}"),
+        "follow_up": ("Thank you. Please you can say again what is done?",),
+        "push_back": ("Really is not possible? No other way?",),
     },
     "changes_mind": {
         "open": ("{variant}", "Hi! {variant}", "Hey. {variant}"),
@@ -172,6 +283,9 @@ _LINES: dict[str, dict[str, tuple[str, ...]]] = {
             "Actually, wait, I changed my mind. What I really need is this: {request}",
             "Hmm, no, sorry, scratch that. Here's what I actually want: {request}",
         ),
+        "next": ("Nice. Oh, and one more thing: {part}", "Cool. Hmm, next, {part}"),
+        "follow_up": ("Great! Hmm, just so I'm sure: what exactly did you do in the end?",),
+        "push_back": ("Hmm, are you sure? Maybe there's another way?",),
         "answer": ("Oh, {facts}. That part I'm sure about.", "Right: {facts}. Yes, that I know."),
         "unknown": ("Hmm, I don't know... it doesn't matter, I guess.",
                     "Not sure. Whatever, it doesn't matter."),
@@ -194,6 +308,10 @@ _LINES: dict[str, dict[str, tuple[str, ...]]] = {
         "nudge": ("Thank you. Please do proceed, and inform me once it is complete.",
                   "Very well. I shall await the outcome."),
         "restate": ("Allow me to clarify: {request}",),
+        "next": ("Thank you kindly. I would also ask you to attend to the following: {part}",
+                 "Much appreciated. Next, if you would: {part}"),
+        "follow_up": ("Thank you. Could you kindly summarise what has been done, for my records?",),
+        "push_back": ("I see. Are you quite certain there is no way to accomplish this?",),
     },
     "expert": {
         "open": (
@@ -207,6 +325,9 @@ _LINES: dict[str, dict[str, tuple[str, ...]]] = {
         "confirm": ("Affirmative, execute.", "Yes, commit it."),
         "nudge": ("ACK. Proceed.", "Go ahead, ping me with the result."),
         "restate": ("To be precise: {request}",),
+        "next": ("ACK. Next op: {part}", "Good. Follow-up call: {part}"),
+        "follow_up": ("Confirm the final state: which calls went through, with ids.",),
+        "push_back": ("No endpoint for it at all? Check again.",),
     },
 }
 
@@ -242,14 +363,14 @@ def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:] if first.isalpha() and first[1:].islower() else text
 
 
-def _terse(request: str) -> str:
-    text = _PLEASE.sub("", _PLEASANTRIES.sub("", request.strip()))
-    return _lower_first(text.strip().rstrip(".!"))
-
-
 def _outside_quotes(transform: Callable[[str], str], text: str) -> str:
     parts = _QUOTED.split(text)  # odd indices are quoted spans, kept verbatim
     return "".join(p if i % 2 else transform(p) for i, p in enumerate(parts))
+
+
+def _terse(request: str) -> str:
+    text = _outside_quotes(lambda s: _PLEASE.sub("", s), _PLEASANTRIES.sub("", request.strip()))
+    return _lower_first(text.strip().rstrip(".!"))
 
 
 def _non_native(request: str) -> str:
@@ -405,9 +526,10 @@ class _Turn:
     """What the offline user knows when it writes one message."""
 
     persona: str
-    request: str
+    parts: tuple[str, ...]  # the request as asked turn by turn (one part: all at once)
     hidden: dict[str, Any]
     refusal_ok: bool
+    follow_up: bool
     turn: int
     rng: random.Random
     dialogue: list[dict[str, Any]]
@@ -417,6 +539,23 @@ class _Turn:
         return self.rng.choice(lines).format(
             request=shaped_request(self.persona, self.request), full=_sentence(self.request),
             **values)
+
+    @property
+    def asked(self) -> int:
+        """Parts asked for so far: the opening asks for the first, each later one is said in
+        a message after it."""
+        later = [m["content"] for m in self.dialogue[1:] if m["role"] == "user"]
+        count = 1
+        for part in self.parts[1:]:
+            if not any(shaped_request(self.persona, part) in text for text in later):
+                break
+            count += 1
+        return count
+
+    @property
+    def request(self) -> str:
+        """The part asked for last: what a restatement or a correction repeats."""
+        return self.parts[self.asked - 1] if len(self.parts) > 1 else self.parts[0]
 
     @property
     def last_agent(self) -> str:
@@ -435,13 +574,20 @@ class _Turn:
     def request_said(self) -> bool:
         return any(m["role"] == "user" and self.request in m["content"] for m in self.dialogue)
 
+    def once(self, kind: str) -> str | None:
+        """A line of ``kind`` if the user has said none yet in this dialogue."""
+        lines = _LINES[self.persona][kind]
+        if any(m["role"] == "user" and m["content"] in lines for m in self.dialogue):
+            return None
+        return self.say(kind)
+
 
 def _stop(reason: str) -> str:
     return f"{STOP} {reason}"
 
 
 def _opening(t: _Turn) -> str:
-    return t.say("open", variant=variant_request(t.request))
+    return t.say("open", variant=variant_request(t.parts[0]))
 
 
 def _answer(t: _Turn, text: str) -> str:
@@ -465,6 +611,19 @@ def _correction(t: _Turn, text: str) -> str:
     return t.say("correct") + extra
 
 
+def _served(t: _Turn) -> str:
+    """The agent answered what was asked: ask for the next part, follow up once, or end."""
+    if t.asked < len(t.parts):
+        return t.say("next", part=shaped_request(t.persona, t.parts[t.asked]))
+    return (t.follow_up and t.once("follow_up")) or _stop("satisfied")
+
+
+def _refused(t: _Turn) -> str:
+    if not t.refusal_ok:
+        return _stop("agent_gave_up")
+    return (t.follow_up and t.once("push_back")) or _stop("satisfied_with_refusal")
+
+
 def _reply(t: _Turn) -> str:
     if t.turn == 0:
         return _opening(t)
@@ -473,13 +632,13 @@ def _reply(t: _Turn) -> str:
     text = _plain(t.last_agent)
     asks = bool(_ASK.search(text))
     if _REFUSE.search(text) and (t.refusal_ok or not asks):
-        return _stop("satisfied_with_refusal" if t.refusal_ok else "agent_gave_up")
+        return _refused(t)
     if asks:
         if t.persona == "impatient" and t.question_streak() > MAX_QUESTION_STREAK:
             return _stop("user_gave_up")
         return _answer(t, text)
     if _RESULT.search(text) and not _PROGRESS.match(text):
-        return _stop("satisfied")
+        return _served(t)
     return t.say("nudge")
 
 
@@ -488,17 +647,18 @@ def offline_user(request: ChatRequest) -> str:
     """The deterministic user: one message, or ``###STOP### <reason>``, from the context."""
     ctx = request.context
     return _reply(_Turn(
-        persona=ctx["persona"], request=ctx["request"], hidden=ctx["hidden_info"],
+        persona=ctx["persona"], parts=tuple(ctx.get("parts") or (ctx["request"],)),
+        hidden=ctx["hidden_info"],
         refusal_ok=ctx["kind"] == "unsupported" or ctx["expected_outcome"] == "refuse_unsupported",
-        turn=ctx["turn"], rng=random.Random(ctx["seed"] * 1_000_003 + ctx["turn"]),
-        dialogue=ctx["dialogue"]))
+        follow_up=bool(ctx.get("follow_up")), turn=ctx["turn"],
+        rng=random.Random(ctx["seed"] * 1_000_003 + ctx["turn"]), dialogue=ctx["dialogue"]))
 
 
 # --------------------------------------------------------------------------- the prompt (LLM)
 
 
-def system_prompt(persona: Persona, task: Task) -> str:
-    """The role-play prompt an LLM reads to play this user for this task."""
+def system_prompt(persona: Persona, task: Task, script: UserScript | None = None) -> str:
+    """The role-play prompt an LLM reads to play this user for this task (and script)."""
     details = "; ".join(f"{k} = {_value(v)}" for k, v in task.hidden_info.items()) or "none"
     refusal = (" The assistant may be unable to do this; a clear refusal is an acceptable outcome."
                if task.kind == "unsupported" else "")
@@ -507,7 +667,8 @@ def system_prompt(persona: Persona, task: Task) -> str:
         "Stay in character and never mention that you are simulated.\n"
         f"Persona: {persona.name}. Style: {persona.style} Behaviour: {persona.description}\n"
         f"Your goal: {task.request}{refusal}\n"
-        f"Private details (give each only when the assistant asks for it, always with exactly "
+        + (_script_lines(script) if script else "")
+        + f"Private details (give each only when the assistant asks for it, always with exactly "
         f"this value): {details}.\n"
         "If the assistant asks for anything else, say you don't know or that it doesn't matter, "
         "in your style. Never invent ids or values.\n"
@@ -517,6 +678,21 @@ def system_prompt(persona: Persona, task: Task) -> str:
         "'agent_gave_up' (it said it cannot do it or gave up) or 'user_gave_up' (you lost "
         "patience)."
     )
+
+
+def _script_lines(script: UserScript) -> str:
+    """The script as instructions: parts asked one per turn, the follow-up or push-back."""
+    lines = ""
+    if len(script.parts) > 1:
+        parts = " ".join(f"({i}) {part}" for i, part in enumerate(script.parts, 1))
+        lines += ("Do not ask for everything at once: your first message asks only for part (1); "
+                  "each time the assistant has answered, ask for the next part, in order. Your "
+                  f"goal is complete only when every part is done. Parts: {parts}\n")
+    if script.follow_up:
+        lines += ("When the assistant says it is done, ask one short follow-up question about the "
+                  "result (what was done, with the ids) before ending; if it refuses, push back "
+                  "once before accepting.\n")
+    return lines
 
 
 _START = {"role": "user", "content": "(The assistant is ready. Write your first message.)"}
@@ -559,16 +735,22 @@ class UserSimulator:
     """Plays one persona through one task, one turn per call, through any chat backend."""
 
     def __init__(self, backend: ChatBackend, task: Task, persona: str, seed: int,
-                 max_turns: int = 8):
+                 max_turns: int = 8, config: UserConfig | None = None):
+        """``config`` sets the rates of the episode's script; None: a user who asks for
+        everything at once and ends when served (no follow-up)."""
         if persona not in PERSONAS:
             raise ValueError(f"unknown persona {persona!r}; known: {sorted(PERSONAS)}")
         self.backend, self.task, self.persona = backend, task, persona
         self.seed, self.max_turns, self.turn = seed, max_turns, 0
         self.last_response: ChatResponse | None = None
-        self._system = {"role": "system", "content": system_prompt(PERSONAS[persona], task)}
+        plain = UserConfig(stepwise_rate=0.0, follow_up_rate=0.0)
+        self.script = draw_script(task, persona, seed, config or plain, max_turns)
+        self._system = {"role": "system",
+                        "content": system_prompt(PERSONAS[persona], task, self.script)}
         self._context = {
             "persona": persona, "request": task.request, "hidden_info": task.hidden_info,
             "kind": task.kind, "expected_outcome": task.rubric.expected_outcome, "seed": seed,
+            "parts": list(self.script.parts), "follow_up": self.script.follow_up,
         }
 
     async def opening(self) -> UserTurn:

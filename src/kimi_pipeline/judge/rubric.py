@@ -8,10 +8,12 @@ score, a verdict with its reason per criterion):
 - ``rule``: deterministic criteria, each a small registered function over an ``Episode`` (the
   trajectory read once: its calls with parsed results, its final answer, its rubric). They
   check the rubric's state predicates on the final snapshot, the required / forbidden tool
-  pattern and its order, the checkpoints a rule can read, that the final answer states the
+  pattern and its order, the checkpoints a rule can read, that the answers state the
   required facts (``$ref`` facts resolved from the successful tool results, by the contract
-  in ``agents.tasks``) without claiming a success that did not happen, and that the dialogue
-  ended the way the task expects.
+  in ``agents.tasks``; the final answer, or an earlier one after a successful call, since a
+  user who asks for one part per turn hears each part's facts when it is done) without
+  claiming a success that did not happen, and that the dialogue ended the way the task
+  expects.
 - ``llm``: the same criteria put to a model through ``llm/`` as a rubric prompt (criteria,
   transcript, tool results, final-state diff) asking for a JSON verdict per criterion. Each
   trajectory is judged ``repeats`` times with the criteria in a different (seeded) order and
@@ -145,6 +147,19 @@ class Episode:
 
     def mutating(self, name: str) -> bool:
         return self.operations.get(name, "read") not in READ_ONLY
+
+    @cached_property
+    def earlier_answers(self) -> str:
+        """The assistant's texts before the final answer and after its first successful call:
+        where a multi-turn dialogue reports the parts done in earlier turns."""
+        first = next((c.position for c in self.calls if c.ok), None)
+        if first is None:
+            return ""
+        return "\n".join(
+            m["content"]
+            for m in self.messages[first + 1 : max(self.final_position, 0)]
+            if m.get("role") == "assistant" and m.get("content")
+        )
 
     @cached_property
     def successful(self) -> list[Call]:
@@ -538,24 +553,31 @@ def _order_constraints(ep: Episode) -> Result:
 
 @register_criterion(
     "required_facts",
-    "The final assistant message states every required fact ('$ref:<i>.<path>': that field of "
-    "the i-th successful tool result, 0-based); case and number format do not matter.",
+    "The assistant's answers state every required fact ('$ref:<i>.<path>': that field of the "
+    "i-th successful tool result, 0-based): the final message, or an earlier answer given after "
+    "a successful tool call (a user who asks for one part per turn hears each part's facts "
+    "when it is done); case and number format do not matter.",
 )
 def _required_facts(ep: Episode) -> Result:
     facts = ep.rubric.required_facts
     if not facts:
         return True, "no facts required"
-    answer, missing = Text(ep.final_answer), []
+    answer, earlier, missing = Text(ep.final_answer), None, []
     for fact in facts:
         try:
             value = resolve_ref(fact, ep.results) if is_ref(fact) else fact
         except RefError:
             missing.append(f"{fact} (does not resolve: no such successful result)")
             continue
-        if not answer.states(value):
+        if answer.states(value):
+            continue
+        earlier = earlier or Text(ep.earlier_answers)
+        if not earlier.states(value):
             missing.append(_short(value) + (f" ({fact})" if is_ref(fact) else ""))
     if missing:
-        return False, "final answer does not state: " + "; ".join(missing[:4])
+        return False, "the final answer, like the earlier ones, does not state: " + "; ".join(
+            missing[:4]
+        )
     return True, f"all {len(facts)} facts stated"
 
 

@@ -33,11 +33,13 @@ def test_synthesis_stage_runs_alone_on_the_catalog(project):
         answered = {m.tool_call_id for m in trajectory.messages if m.role == "tool"}
         assert calls == answered, "every tool call has its result"
     multi_turn = [t for t in trajectories if sum(m.role == "user" for m in t.messages) > 1]
-    assert multi_turn, "missing-argument tasks make the agent ask and the user answer"
+    # users ask for missing values when asked, one part per turn, follow up, correct themselves
+    assert len(multi_turn) >= 0.4 * len(trajectories), len(multi_turn)
 
     report = json.loads(next((project / "data/08_reporting/synthesis_report.json").rglob("*.json")).read_text())
     assert report["trajectories"] == len(trajectories) and report["tasks"] == len(tasks)
     assert 0 < report["state_rubric_met_rate"]["all"] <= 1
+    assert report["multi_turn_share"] == round(len(multi_turn) / len(trajectories), 3)
 
     # a second run reuses the finished shards of the first (same inputs, same config)
     shards = list((project / "data/02_intermediate/synthesis_shards").rglob("shard-*.parquet"))
