@@ -1,4 +1,8 @@
-"""Project hooks: parameter validation at load, and dataset lineage on the MLflow run.
+"""Project hooks: parameter validation at load, input checks before a run, dataset lineage.
+
+Inputs: before any node (and before kedro-mlflow opens a run) every input the selected
+pipeline needs from outside itself must exist; a missing one stops the run with one line
+naming the dataset, the stage that makes it and the command to run (``MissingInputError``).
 
 Lineage: every versioned dataset a run loads or saves is tagged on its MLflow run as
 ``lineage.loaded.<name>`` / ``lineage.saved.<name>`` = version, with ``….path`` beside it, and
@@ -18,6 +22,7 @@ import mlflow
 from kedro.framework.hooks import hook_impl
 
 from kimi_pipeline.config import parameter_sources, validate_parameters
+from kimi_pipeline.errors import MissingInputError
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,47 @@ def _flat_keys(value: Any, prefix: str = "") -> list[str]:
     for key, item in value.items():
         keys += _flat_keys(item, f"{prefix}.{key}" if prefix else str(key))
     return keys
+
+
+class InputCheckHook:
+    """Refuse to start a pipeline whose external inputs do not exist yet."""
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow opens a run that would stay empty
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline, catalog) -> None:
+        missing = [name for name in sorted(pipeline.inputs()) if _is_missing(name, catalog)]
+        if missing:
+            raise MissingInputError(missing_inputs_message(missing, run_params.get("env")))
+
+
+def _is_missing(name: str, catalog) -> bool:
+    if name == "parameters" or name.startswith("params:"):
+        return False
+    try:
+        return not catalog.exists(name)
+    except Exception as exc:  # a dataset that cannot tell is let through to fail on load
+        log.debug("cannot check whether %s exists: %s", name, exc)
+        return False
+
+
+def missing_inputs_message(missing: list[str], env: str | None) -> str:
+    """One line: the missing inputs grouped by the stage that makes them, with the commands."""
+    from kimi_pipeline.pipeline_registry import STAGES, dataset_producers
+
+    producers = dataset_producers()
+    env_flag = f" --env={env}" if env else ""
+    by_stage: dict[str, list[str]] = {}
+    for name in missing:
+        by_stage.setdefault(producers.get(name, ""), []).append(f"'{name}'")
+    parts = [
+        f"{', '.join(names)} made by stage '{stage}' (`kedro run --pipeline={stage}{env_flag}`)"
+        for stage, names in sorted(by_stage.items(), key=lambda kv: list(STAGES).index(kv[0])
+                                   if kv[0] in STAGES else -1)
+        if stage
+    ]
+    if "" in by_stage:
+        parts.insert(0, f"{', '.join(by_stage[''])} made by no stage (check the catalog path)")
+    return f"missing input{'s' if len(missing) > 1 else ''}: " + "; ".join(parts) + (
+        "; run the producing stage first" if len(by_stage) - ("" in by_stage) else "")
 
 
 class LineageHook:

@@ -1,4 +1,8 @@
-"""The stage pipelines; ``__default__`` runs them in DAG order."""
+"""The stage pipelines; ``__default__`` runs them in DAG order.
+
+``dataset_producers`` derives, from the same registry, which stage makes each dataset, so a
+run missing an input can say which stage (and command) produces it.
+"""
 
 from kedro.pipeline import Pipeline
 
@@ -18,3 +22,8 @@ def register_pipelines() -> dict[str, Pipeline]:
     pipelines = {name: create() for name, create in STAGES.items()}
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     return pipelines
+
+
+def dataset_producers() -> dict[str, str]:
+    """Each dataset some stage outputs → the name of that stage."""
+    return {name: stage for stage, create in STAGES.items() for name in create().all_outputs()}

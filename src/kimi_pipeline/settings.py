@@ -1,12 +1,17 @@
 """Kedro project settings: hooks and the config loader (with an ``env_or`` resolver)."""
 
-import os
-
 from kedro.config import OmegaConfigLoader
 
-from kimi_pipeline.hooks import LineageHook, ParameterValidationHook
+from kimi_pipeline.hooks import InputCheckHook, LineageHook, ParameterValidationHook
+from kimi_pipeline.quiet import register_resolvers
 
-HOOKS = (ParameterValidationHook(), LineageHook())
+# ${env_or:NAME,default}: environment overrides for URIs and endpoints (not for secrets, which
+# stay in credentials.yml / the environment and never enter parameters); registered here the
+# current OmegaConf way rather than through CONFIG_LOADER_ARGS["custom_resolvers"], which
+# Kedro registers with OmegaConf's deprecated API
+register_resolvers()
+
+HOOKS = (ParameterValidationHook(), InputCheckHook(), LineageHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -14,7 +19,4 @@ CONFIG_LOADER_ARGS = {
     "default_run_env": "local",
     # an environment overrides single keys of base (e.g. test shrinks sizes), not whole sections
     "merge_strategy": {"parameters": "soft"},
-    # ${env_or:NAME,default}: environment overrides for URIs and endpoints (not for secrets,
-    # which stay in credentials.yml / the environment and never enter parameters)
-    "custom_resolvers": {"env_or": lambda name, default=None: os.environ.get(name, default)},
 }

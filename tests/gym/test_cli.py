@@ -106,3 +106,21 @@ def test_verify_domain_filter(files):
 def test_verify_missing_file_is_a_clean_error(tmp_path):
     out = kimi_gym("verify", str(tmp_path / "none.jsonl"), str(tmp_path / "none.jsonl"))
     assert out.returncode == 2 and "kimi-gym:" in out.stderr and not out.stdout
+
+
+def test_verify_missing_file_is_one_line_naming_the_file(tmp_path):
+    missing = tmp_path / "none.jsonl"
+    out = kimi_gym("verify", str(missing), write_lines(tmp_path / "r.jsonl", []))
+    assert out.returncode == 2 and not out.stdout
+    assert out.stderr.splitlines() == [f"kimi-gym: cannot read {missing}: No such file or directory"]
+
+
+def test_verify_binary_file_is_one_line_not_a_traceback(tmp_path):
+    binary = tmp_path / "tasks.jsonl"
+    binary.write_bytes(b'{"task_id": "a"}\n\x00\xff\xfe\x89PNG binary\n')
+    out = kimi_gym("verify", str(binary), write_lines(tmp_path / "r.jsonl", []))
+    assert out.returncode == 2 and not out.stdout
+    assert out.stderr.splitlines() == [
+        f"kimi-gym: {binary} is not UTF-8 text (found byte 0xff); expected JSON lines"
+    ]
+    assert "Traceback" not in out.stderr

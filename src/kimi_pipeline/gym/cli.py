@@ -12,7 +12,8 @@ has several), in task-file order; a task without a response scores 0 ("no respon
 unreadable line becomes a 0 line carrying the parse error, and the run goes on. Each domain
 verifies its tasks in one ``verify_many`` call, so coding runs in parallel in the sandbox.
 ``--domain`` keeps only the tasks of that domain. The exit status is 0 unless the arguments
-themselves are wrong.
+themselves are wrong: a missing, unreadable or non-text (binary) input file ends the command
+with one ``kimi-gym: …`` line naming the file, and exit status 2.
 """
 
 from __future__ import annotations
@@ -177,8 +178,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except OSError as exc:
-        print(f"kimi-gym: {exc}", file=sys.stderr)
+        print(f"kimi-gym: cannot read {exc.filename or 'input'}: {exc.strerror or exc}",
+              file=sys.stderr)
         return 2
+    except UnicodeDecodeError as exc:
+        print(f"kimi-gym: {_which_file(args)} is not UTF-8 text (found byte "
+              f"{exc.object[exc.start]:#04x}); expected JSON lines", file=sys.stderr)
+        return 2
+
+
+def _which_file(args: argparse.Namespace) -> str:
+    """The input file that is not UTF-8 text (tasks are read first)."""
+    for path in (args.tasks, args.responses):
+        try:
+            with open(path, encoding="utf-8") as f:
+                while f.read(1 << 20):
+                    pass
+        except UnicodeDecodeError:
+            return path
+    return "an input file"
 
 
 if __name__ == "__main__":

@@ -80,6 +80,12 @@ class MapConfig(_Strict):
         1500, ge=10, description="Points drawn on the map: all real tools plus a sample of synthetic ones."
     )
     batch_size: int = Field(64, ge=1, description="Embedding batch size.")
+    min_category_similarity: float = Field(
+        0.4, ge=-1, le=1,
+        description="Similarity floor for categorising a real tool: a tool whose nearest taxonomy "
+        "domain is less cosine-similar than this is filed as 'uncategorised' instead of under an "
+        "absurd category (git_diff under gaming). The floor and the count are in the report.",
+    )
 
 
 class ToolRepoConfig(_Strict):
@@ -87,6 +93,12 @@ class ToolRepoConfig(_Strict):
 
     mcp_servers: list[McpServerConfig] = Field(
         default_factory=list, description="MCP servers whose tools/list is harvested."
+    )
+    require_all_sources: bool = Field(
+        False,
+        description="Stop the run when any source fails (an MCP server that cannot start, hangs, "
+        "crashes or answers garbage). Off: the failure is a warning, a quarantine row, a report "
+        "entry and an MLflow metric/tag, and the run goes on with the other sources.",
     )
     normalise: NormaliseConfig = Field(default_factory=NormaliseConfig, description="Repair limits.")
     dedup: DedupConfig = Field(default_factory=DedupConfig, description="Duplicate merging.")

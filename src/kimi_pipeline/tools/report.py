@@ -46,8 +46,22 @@ def build_report(
         "quarantine_by_step": dict(Counter(r.step for r in rejected)),
         "quarantine_by_reason": dict(Counter(reason_kind(r.reason) for r in rejected).most_common(30)),
         "mcp_servers": servers,
+        "source_failures": source_failures(servers),
         **stats,
     }
+
+
+def source_failures(servers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The failed sources, one entry each (source, name, command, reason), for the summary."""
+    return [
+        {"source": "mcp", "name": s["name"], "command": s["command"], "reason": s["error"]}
+        for s in servers if not s["ok"]
+    ]
+
+
+def source_failures_tag(report: dict[str, Any]) -> str:
+    """The failures as one MLflow tag value ('name: reason; …'), empty when there are none."""
+    return "; ".join(f"{f['source']}:{f['name']}: {f['reason']}" for f in report["source_failures"])[:5000]
 
 
 def report_metrics(report: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -59,6 +73,7 @@ def report_metrics(report: dict[str, Any]) -> dict[str, dict[str, float]]:
         "tools_with_fixes": report["tools_with_fixes"],
         "mcp_servers_ok": sum(s["ok"] for s in report["mcp_servers"]),
         "mcp_servers_failed": sum(not s["ok"] for s in report["mcp_servers"]),
+        "source_failures": len(report.get("source_failures", [])),
         **{f"source.{k}": v for k, v in report["by_source"].items()},
         **{k: report[k] for k in ("exact_duplicates_merged", "near_duplicates_merged") if k in report},
         **{f"seconds.{k}": v for k, v in report.get("seconds", {}).items()},

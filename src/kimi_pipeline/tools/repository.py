@@ -9,12 +9,15 @@ embedding similarity, and the 2-D map of real vs synthetic tools is computed.
 from __future__ import annotations
 
 import json
+import logging
 import random
+import shlex
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
 
+from kimi_pipeline.errors import SourceFailedError
 from kimi_pipeline.records import QuarantineRecord, ToolSpec
 from kimi_pipeline.tools.config import MapConfig, NormaliseConfig, ToolRepoConfig
 from kimi_pipeline.tools.dedup import dedup_tools
@@ -24,6 +27,9 @@ from kimi_pipeline.tools.taxonomy import load_taxonomy
 
 STAGE = "tool_repo"
 ORIGINAL_LIMIT = 65_536
+UNCATEGORISED = "uncategorised"
+
+log = logging.getLogger(__name__)
 
 
 def quarantine(step: str, source: str, ref: str, reason: str, original: Any) -> QuarantineRecord:
@@ -53,6 +59,26 @@ def tools_from_mcp(harvested: Iterable[Any], limits: NormaliseConfig):
             continue
         tools.append(norm.to_spec(f"mcp:{item.server}", taken, "mcp", ref))
     return tools, rejected
+
+
+def failed_servers(servers: Iterable[Any], required: bool = False) -> list[QuarantineRecord]:
+    """Each failed MCP server (``ServerReport``) as one warning line and one quarantine row.
+
+    With ``required`` the first failure stops the run instead (``SourceFailedError``).
+    """
+    rows = []
+    for server in servers:
+        if server.ok:
+            continue
+        command = shlex.join(server.command)
+        line = (f"MCP server '{server.name}' failed ({server.error}); {server.tools} tools "
+                f"harvested; command: {command}")
+        if required:
+            raise SourceFailedError(f"{line}; stopping because tool_repo.require_all_sources is true")
+        log.warning("%s; quarantined, the run goes on with the other sources", line)
+        original = {"command": server.command, "tools": server.tools, "pages": server.pages}
+        rows.append(quarantine("harvest", "mcp", server.name, server.error or "failed", original))
+    return rows
 
 
 def tools_from_evolution(result: Any, limits: NormaliseConfig):
@@ -91,7 +117,7 @@ def build_repository(sources: list[list[ToolSpec]], config: ToolRepoConfig) -> R
     embedder = make_embedder(config.map.embedder, config.map.batch_size)
     domains = [d for c in load_taxonomy() for d in c.domains]
     real = [i for i, t in enumerate(tools) if t.domain is None]
-    real_vectors = _categorise(tools, real, domains, embedder)
+    real_vectors, similarities = _categorise(tools, real, domains, embedder, config.map)
     map_rows = _map(tools, real, real_vectors, embedder, config.map)
     stats = {
         "candidates": len(every),
@@ -99,20 +125,28 @@ def build_repository(sources: list[list[ToolSpec]], config: ToolRepoConfig) -> R
         "near_duplicates_merged": deduped.near_merged,
         "largest_duplicate_clusters": sorted(deduped.clusters, key=len, reverse=True)[:10],
         "real_tools_categorised": len(real),
+        "category_similarity_floor": config.map.min_category_similarity,
+        "real_tools_uncategorised": int((similarities < config.map.min_category_similarity).sum()),
     }
     return RepositoryBuild(tools=tools, map_rows=map_rows, stats=stats)
 
 
-def _categorise(tools: list[ToolSpec], real: list[int], domains, embedder) -> np.ndarray:
-    """Give each real tool the taxonomy domain nearest in embedding space."""
+def _categorise(
+    tools: list[ToolSpec], real: list[int], domains, embedder, config: MapConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Give each real tool the taxonomy domain nearest in embedding space, when it is at least
+    ``min_category_similarity`` similar; otherwise 'uncategorised'. Returns the tools' vectors
+    and their best similarities."""
     if not real:
-        return np.zeros((0, 1))
+        return np.zeros((0, 1)), np.zeros(0)
     anchors = embedder.encode([f"{d.title}: {d.description}" for d in domains])
     vectors = embedder.encode([tool_text(tools[i].name, tools[i].description) for i in real])
-    best, _ = nearest(vectors, anchors)
-    for i, d in zip(real, best):
-        tools[i] = tools[i].model_copy(update={"category": domains[d].category, "domain": domains[d].slug})
-    return vectors
+    best, similarity = nearest(vectors, anchors)
+    for i, d, sim in zip(real, best, similarity):
+        close = sim >= config.min_category_similarity
+        category, domain = (domains[d].category, domains[d].slug) if close else (UNCATEGORISED,) * 2
+        tools[i] = tools[i].model_copy(update={"category": category, "domain": domain})
+    return vectors, similarity
 
 
 def _map(tools, real, real_vectors, embedder, config: MapConfig) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import time
 from dataclasses import asdict
 from typing import Any, Callable
 
+import mlflow
 import polars as pl
 
 from kimi_pipeline.llm import make_backend
@@ -15,14 +16,21 @@ from kimi_pipeline.tools.config import ToolRepoConfig
 from kimi_pipeline.tools.evolve import evolve_synthetic_tools
 from kimi_pipeline.tools.ingest import ingest_files
 from kimi_pipeline.tools.mcp_harvest import harvest_servers
-from kimi_pipeline.tools.repository import build_repository, tools_from_evolution, tools_from_mcp
+from kimi_pipeline.tools.repository import (
+    build_repository,
+    failed_servers,
+    tools_from_evolution,
+    tools_from_mcp,
+)
 
 
 def harvest_mcp_tools(params: dict[str, Any]):
     config = ToolRepoConfig.model_validate(params)
     start = time.perf_counter()
     result = harvest_servers(config.mcp_servers)
+    failures = failed_servers(result.servers, required=config.require_all_sources)
     tools, rejected = tools_from_mcp(result.tools, config.normalise)
+    rejected = failures + rejected
     stats = {"servers": [asdict(s) for s in result.servers], "seconds": _since(start)}
     return _tools(tools), _quarantine(rejected), stats
 
@@ -90,6 +98,8 @@ def report_tool_repo(
         "seconds": seconds,
     }
     summary = report.build_report(tools, rejected, mcp_stats["servers"], stats)
+    if (failures := report.source_failures_tag(summary)) and mlflow.active_run():
+        mlflow.set_tag("tool_repo.source_failures", failures)
     sample = tool_repository.sample(n=min(config.sample_size, tool_repository.height), seed=0)
     return (
         summary,
