@@ -9,20 +9,33 @@ Lineage: every versioned dataset a run loads or saves is tagged on its MLflow ru
 the whole map is kept as the artefact ``lineage.json``; the git commit and the Kedro env are
 tagged too. So from a dataset version one finds its run (``kimi_pipeline.tracking.runs_for``),
 and from a run every input and output version.
+
+Run status: a run is tagged with the process that owns it (``kimi.pid``, ``kimi.host``,
+``kimi.pid_started``). SIGTERM or SIGINT during a pipeline ends its run ``KILLED`` (tag
+``kimi.killed_by``) before the signal does what it would have done; a failing node ends it
+``FAILED`` (kedro-mlflow and ``LineageHook``). SIGKILL leaves no chance to do anything, so the
+next run of the experiment closes every run left ``RUNNING`` whose process is gone from this
+host as ``KILLED``, with the tag ``kimi.closed_by`` saying so.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import socket
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import psutil
 from kedro.framework.hooks import hook_impl
 
 from kimi_pipeline.config import parameter_sources, validate_parameters
 from kimi_pipeline.errors import MissingInputError
+from kimi_pipeline.io.optional import OptionalDataset
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +76,8 @@ def _is_missing(name: str, catalog) -> bool:
     if name == "parameters" or name.startswith("params:"):
         return False
     try:
+        if isinstance(catalog.get(name), OptionalDataset):  # absent is a valid state for these
+            return False
         return not catalog.exists(name)
     except Exception as exc:  # a dataset that cannot tell is let through to fail on load
         log.debug("cannot check whether %s exists: %s", name, exc)
@@ -194,3 +209,123 @@ def _git_tags(project_path: Path | None) -> dict[str, str]:
     except (OSError, subprocess.SubprocessError):
         return {}
     return {"git_commit": commit, "git_dirty": str(dirty).lower()} if commit else {}
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+DEAD_OWNER_NOTE = "a later run ({run_id}): its process had died (SIGKILL?)"
+
+
+class RunStatusHook:
+    """Tag the pipeline's run with its process; end it ``KILLED`` on SIGTERM/SIGINT; close
+    the runs of dead processes left ``RUNNING`` (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._outer_run: str | None = None
+        self._run_id: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    @hook_impl
+    def after_context_created(self) -> None:
+        run = mlflow.active_run()  # a run an orchestrator started itself is left to it
+        self._outer_run = run.info.run_id if run else None
+
+    @hook_impl(trylast=True)  # after kedro-mlflow opened the pipeline's run
+    def before_pipeline_run(self) -> None:
+        run = mlflow.active_run()
+        self._run_id = None
+        if run is None or run.info.run_id == self._outer_run:
+            return  # no tracking for this pipeline, or the orchestrator's run
+        self._run_id = run.info.run_id
+        mlflow.set_tags(owner_tags())
+        try:
+            close_dead_runs(mlflow.MlflowClient(), run.info.experiment_id, self._run_id)
+        except Exception as exc:  # housekeeping must never stop a run
+            log.warning("could not close the runs of dead processes: %s", exc)
+        self._install()
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._restore()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._restore()
+
+    def _install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set handlers (a session run from a thread)
+        for sig in STOP_SIGNALS:
+            previous = signal.getsignal(sig)
+            if previous is signal.SIG_IGN or previous is None:
+                continue  # ignored (e.g. SIGINT of a background job) or not set from Python
+            self._previous[sig] = previous
+            signal.signal(sig, self._on_signal)
+
+    def _restore(self) -> None:
+        while self._previous:
+            sig, previous = self._previous.popitem()
+            signal.signal(sig, previous)
+
+    def _on_signal(self, signum: int, _frame) -> None:
+        """End the run KILLED, then let the signal do what it did before (exit, or raise
+        KeyboardInterrupt)."""
+        self._restore()
+        try:
+            self._end_killed(signal.Signals(signum).name)
+        except Exception as exc:  # the signal must still take effect
+            log.warning("could not end the MLflow run as KILLED: %s", exc)
+        signal.raise_signal(signum)
+
+    def _end_killed(self, name: str) -> None:
+        log.warning("%s: ending MLflow run %s as KILLED", name, self._run_id)
+        client = mlflow.MlflowClient()
+        client.set_tag(self._run_id, "kimi.killed_by", name)
+        while (run := mlflow.active_run()) and run.info.run_id != self._outer_run:
+            mlflow.end_run("KILLED")
+        if client.get_run(self._run_id).info.status == "RUNNING":  # open in another thread
+            client.set_terminated(self._run_id, "KILLED")
+
+
+def owner_tags() -> dict[str, str]:
+    """Which process on which host owns a run (its start time tells a reused pid apart)."""
+    me = psutil.Process()
+    return {"kimi.pid": str(me.pid), "kimi.host": socket.gethostname(),
+            "kimi.pid_started": repr(me.create_time())}
+
+
+def close_dead_runs(client, experiment_id: str, current_run: str) -> list[str]:
+    """End as KILLED, with a ``kimi.closed_by`` note, every RUNNING run of the experiment whose
+    owning process on this host is gone; return their ids. Runs of other hosts, and runs
+    without an owner tag, are left alone (nothing here can tell whether they still live)."""
+    host = socket.gethostname()
+    runs = client.search_runs(
+        [experiment_id], max_results=1000,
+        filter_string=f"attributes.status = 'RUNNING' and tags.`kimi.host` = '{host}'")
+    closed = []
+    for run in runs:
+        tags = run.data.tags
+        if run.info.run_id == current_run or "kimi.pid" not in tags:
+            continue
+        if owner_alive(int(tags["kimi.pid"]), tags.get("kimi.pid_started")):
+            continue
+        note = DEAD_OWNER_NOTE.format(run_id=current_run)
+        client.set_tag(run.info.run_id, "kimi.closed_by", note)
+        client.set_terminated(run.info.run_id, "KILLED")
+        log.warning("closed MLflow run %s as KILLED: its process %s had died",
+                    run.info.run_id, tags["kimi.pid"])
+        closed.append(run.info.run_id)
+    return closed
+
+
+def owner_alive(pid: int, started: str | None) -> bool:
+    """Whether process ``pid`` still runs and is the one that started at ``started``."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:  # dead, its parent has not reaped it yet
+            return False
+        created = proc.create_time()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+    return started is None or abs(created - float(started)) < 0.01

@@ -1,8 +1,14 @@
-"""Kedro project settings: hooks and the config loader (with an ``env_or`` resolver)."""
+"""Kedro project settings: hooks (inputs, lineage, run status) and the config loader (with an
+``env_or`` resolver)."""
 
 from kedro.config import OmegaConfigLoader
 
-from kimi_pipeline.hooks import InputCheckHook, LineageHook, ParameterValidationHook
+from kimi_pipeline.hooks import (
+    InputCheckHook,
+    LineageHook,
+    ParameterValidationHook,
+    RunStatusHook,
+)
 from kimi_pipeline.quiet import register_resolvers
 
 # ${env_or:NAME,default}: environment overrides for URIs and endpoints (not for secrets, which
@@ -11,7 +17,7 @@ from kimi_pipeline.quiet import register_resolvers
 # Kedro registers with OmegaConf's deprecated API
 register_resolvers()
 
-HOOKS = (ParameterValidationHook(), InputCheckHook(), LineageHook())
+HOOKS = (ParameterValidationHook(), InputCheckHook(), LineageHook(), RunStatusHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

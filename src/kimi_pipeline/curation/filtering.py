@@ -8,6 +8,7 @@ Every removal is kept with its step and reason (``rejections``); the funnel coun
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -24,6 +25,7 @@ from kimi_pipeline.curation.sft_format import to_sft_examples
 from kimi_pipeline.judge.format_checks import check_format
 from kimi_pipeline.judge.quality import ground_truth, judge_agreement
 from kimi_pipeline.judge.rubric import JudgeConfig, Verdict, make_judge
+from kimi_pipeline.procs import die_with_parent
 
 NEEDED = ["trajectory_id", "agent_id", "messages", "tools", "rubric", "outcome", "final_state",
           "persona", "environment"]
@@ -104,7 +106,8 @@ def judge_all(trajectories: pl.LazyFrame, config: FilteringConfig) -> pl.DataFra
     if config.workers == 1 or config.judge.kind != "rule" or total <= config.batch_size:
         parts = [judge_batch(b, config.judge) for b in batches]
     else:
-        with ProcessPoolExecutor(config.workers, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(config.workers, mp_context=get_context("spawn"),
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             parts = list(pool.map(judge_batch, batches, [config.judge] * (total // config.batch_size + 1)))
     return pl.concat(parts) if parts else pl.DataFrame()
 

@@ -5,7 +5,8 @@ to ``shard_dir/shard-NNNNN.parquet``; a shard file that exists is never recomput
 at any point and started again therefore ends with exactly the same set of trajectories, none
 lost and none doubled, and (offline) identical content, because every episode's seed and
 persona derive from its task alone. Offline episodes are CPU-bound and run in worker
-processes; LLM-backed ones run asynchronously with many episodes in flight per process.
+processes; LLM-backed ones run asynchronously with many episodes in flight per process. Worker
+processes die with the process that started them, even when it is killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kimi_pipeline.envs.episode import EpisodeConfig, run_episode
 from kimi_pipeline.envs.user_sim import PERSONAS
 from kimi_pipeline.llm.base import BackendConfig, make_backend
+from kimi_pipeline.procs import die_with_parent
 from kimi_pipeline.records import Agent, Task, ToolSpec, Trajectory, from_frame, to_frame
 
 
@@ -136,7 +138,10 @@ def run_shards(
             if progress:
                 progress(done)
         return paths
-    with ProcessPoolExecutor(rollout.workers, mp_context=get_context("spawn")) as pool:
+    # workers die with this process even on SIGKILL (they start from this thread, which waits
+    # for them); otherwise they would go on writing shards for a run nobody finishes
+    with ProcessPoolExecutor(rollout.workers, mp_context=get_context("spawn"),
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         pending, queue = set(), iter(todo)
         for k in itertools.islice(queue, rollout.workers + 1):
             pending.add(pool.submit(_run_shard, *job(k)))

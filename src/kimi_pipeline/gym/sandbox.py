@@ -39,7 +39,9 @@ in the new namespaces,
 temporary directory, and an audit hook refusing ``socket.*``. This is much weaker (see below).
 
 The parent reads stdout/stderr/report pipes with ``poll`` under a byte cap and a wall-clock
-deadline (a pidfd tells when the job ended) and kills on the first breach.
+deadline (a pidfd tells when the job ended) and kills on the first breach. A job also dies
+with the thread that started it (``PR_SET_PDEATHSIG``, see ``kimi_pipeline.procs``), so a
+caller killed with SIGKILL leaves no job running.
 
 Why the verdict cannot be forged
 --------------------------------
@@ -113,6 +115,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+from kimi_pipeline.procs import exec_with_parent_death
 
 SANDBOX_UID_BASE = 2_000_000_000
 """First uid/gid of sandboxed jobs; each job gets the next one (2**24 of them, then reuse)."""
@@ -769,8 +773,22 @@ def _cgroup_bases() -> dict[str, str]:
             except OSError:
                 continue
             bases[ctl] = base
+            _remove_orphan_cgroups(base)
     atexit.register(_remove_cgroups, list(bases.values()))  # if no other process uses them
     return bases
+
+
+def _remove_orphan_cgroups(base: str) -> None:
+    """Remove the job cgroups (``job-PID-UID``) a caller killed with SIGKILL left behind."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        parts = name.split("-")
+        if len(parts) == 3 and parts[0] == "job" and parts[1].isdigit():
+            if not os.path.exists(f"/proc/{parts[1]}"):
+                _remove_cgroups([f"{base}/{name}"])
 
 
 _stale_cgroups: list[str] = []
@@ -982,6 +1000,11 @@ def _payload(solution: str, plan: _Plan, limits: SandboxLimits, uid: int, nonce:
 def _spawn(isolate: bool, workdir: str, chan_w: int) -> subprocess.Popen:
     python = [sys.executable, "-I", "-S", "-c", _BOOT]
     cmd = [_unshare() or "unshare", *_NS_FLAGS, *python] if isolate else python
+    # SIGKILLed when this thread (the caller's, waiting for the job) or the process dies, so a
+    # killed caller leaves no job behind (unshare --kill-child takes the namespace down). The
+    # setpriv prefix does not check the caller is still alive: one dead within the millisecond
+    # before the signal is armed leaves a job that runs until it ends or its CPU limit
+    cmd = exec_with_parent_death(cmd, check_parent=False)
     env = {"PATH": _ENV_PATH, "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8",
            "LC_ALL": "C.UTF-8"}
     return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kimi_pipeline.procs import supervised
 from kimi_pipeline.training.engine import EngineConfig
 from kimi_pipeline.training.loop import TrainConfig
 from kimi_pipeline.training.optim import OptimizerConfig
@@ -109,7 +110,8 @@ def launch(spec: RunSpec, engine: EngineConfig, log_name: str = "train.log") -> 
     (run_dir / "result.json").unlink(missing_ok=True)
     with log_path.open("a") as log:
         # the progress bar (stderr) stays on the terminal; everything else also goes to the log
-        proc = subprocess.Popen(command(spec_path, engine, port), env=env,
+        # supervised: the workers (the launcher's too) die with this process, even on SIGKILL
+        proc = subprocess.Popen(supervised(command(spec_path, engine, port)), env=env,
                                 stdout=subprocess.PIPE, stderr=None, text=True)
         for line in proc.stdout:
             log.write(line)
