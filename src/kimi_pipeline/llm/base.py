@@ -99,7 +99,9 @@ class BackendConfig(BaseModel):
         "auto", description="'hf': where the model runs; 'auto' = CUDA when available, else CPU."
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="'hf': weight dtype; 'auto' = bfloat16 on CUDA, float32 on CPU."
+        "auto", description="'hf': weight dtype; 'auto' = precision.resolve: bfloat16 where the "
+        "device multiplies bf16 natively (CUDA with bf16, CPUs with AMX or AVX512-BF16), "
+        "float32 elsewhere (an AVX2-only CPU emulates bf16 ~100x slower)."
     )
     cpu_threads: int | None = Field(
         None, ge=1, description="'hf' on CPU: torch threads while generating (restored after); "
@@ -107,10 +109,19 @@ class BackendConfig(BaseModel):
         "thread collapses throughput when another process holds a core (measured 1855 vs 56 "
         "tokens/s on 2 busy cores)."
     )
+    sampler: Literal["kimi", "hf_generate"] = Field(
+        "kimi", description="'hf': how a batch is decoded. 'kimi' = llm.decode.Sampler: one "
+        "prefill per distinct prompt shared by its k samples, a hand-written Llama-family decode "
+        "step (fused weights, in-place KV cache; other architectures go through the model's own "
+        "forward), finished rows dropped; returns per-token log-probs. 'hf_generate' = "
+        "transformers' model.generate (kv_cache below; no log-probs). Measured on SmolLM2-135M, "
+        "fp32, 2 CPU cores, 8 prompts x 4 samples x 128 tokens: see bench/sampling_speed.py."
+    )
     kv_cache: Literal["static", "dynamic"] = Field(
         "static", description="'hf': KV cache kind. 'static' preallocates prompt + budget once; "
         "'dynamic' grows by concatenation and re-copies the whole cache every token (3.5× "
-        "slower decoding measured on CPU at 1.8k-token prompts, batch 16)."
+        "slower decoding measured on CPU at 1.8k-token prompts, batch 16). Only for sampler "
+        "'hf_generate' ('kimi' always preallocates)."
     )
     max_batch_size: int = Field(
         16, ge=1, description="'hf': requests (rows) decoded together in one generate call."

@@ -11,9 +11,14 @@ own chat template, its own end-of-turn tokens.
 - **Micro-batching** (``acomplete``): episodes run concurrently under asyncio, so requests
   arrive together. They are queued per event loop; a drainer task takes up to
   ``max_batch_size`` of them with the same sampling mode (waiting at most ``batch_wait_ms`` for
-  the batch to fill), left-pads them and runs one ``model.generate`` (KV cache on) in a worker
-  thread, so the loop keeps serving episodes meanwhile. One generate runs at a time (a lock);
-  requests arriving during it form the next batch.
+  the batch to fill) and decodes them as one batch (``run_batch``) in a worker thread, so the
+  loop keeps serving episodes meanwhile. One batch runs at a time (a lock); requests arriving
+  during it form the next batch.
+- **Sampler** (``sampler``): 'kimi' (default) is ``llm.decode.Sampler``: each distinct prompt
+  prefilled once, its KV cache shared by its k rows, a hand-written Llama-family decode step
+  (other architectures: the model's own forward), finished rows dropped from the batch; it
+  also returns each token's log-probability. 'hf_generate' is transformers' ``model.generate``
+  on the left-padded batch (``kv_cache`` static or dynamic), no log-probs.
 - **Stopping**: at the first end-of-turn token: the tokenizer's eos, the model's
   ``generation_config.eos_token_id`` (a real checkpoint's list, e.g. ``<|im_end|>``,
   ``<|eot_id|>``) and any of ``END_OF_TURN`` that is one token of the vocabulary (ours:
@@ -21,21 +26,27 @@ own chat template, its own end-of-turn tokens.
   kept, since tool-call markers are special tokens), cut before the stop token.
 - **Sampling**: greedy when the temperature is 0, else pure temperature sampling (no top-k or
   top-p). Seed rule: a batch is sorted by (request seed, prompt) and its sampling seed is a hash
-  of that sorted list, drawn in ``torch.random.fork_rng`` (the caller's RNG stream is left
+  of that sorted list; 'kimi' draws from a ``torch.Generator`` seeded with it, 'hf_generate'
+  seeds torch inside ``torch.random.fork_rng`` (either way the caller's RNG stream is left
   untouched). So the same requests arriving together give the same outputs whatever their
-  arrival order; the same request in a different batch may sample differently. Greedy outputs
-  do not depend on the batch (up to floating-point ties; left padding is masked).
+  arrival order (on the same number of CPU threads); the same request in a different batch may
+  sample differently. Greedy outputs do not depend on the batch (up to floating-point ties;
+  left padding is masked).
 - **Context**: a prompt that does not leave room for one new token within ``context_length``
   (default: the model's ``max_position_embeddings``) is answered with ``ChatResponse.error``,
   never truncated: cutting an agent prompt from the left drops its system prompt and tools,
   and a model answering a prompt it cannot see is a silent wrong answer. Otherwise the token
-  budget is clamped to the room left. The gym's ``generate`` answers such a prompt with empty
-  texts (counted in ``stats.context_overflows``).
+  budget is clamped to the room left (per row: 'kimi' decodes each row to its own budget;
+  'hf_generate' decodes the batch for its longest budget within the longest prompt's room and
+  cuts each row to its own). The gym's ``generate`` answers such a prompt with empty texts
+  (counted in ``stats.context_overflows``).
 - **Replies**: tool calls parsed by ``llm.tool_parsing`` (format from ``tool_format``, 'auto'
   = detected from the chat template); ``meta`` holds the raw text, parse errors, finish reason
   ('stop' / 'length') and the batch size. Nothing about the model's text ever raises.
 
-``generate`` is the synchronous batch API of the gym: k samples for each of many prompts.
+``generate`` is the synchronous batch API of the gym: k samples for each of many prompts, as
+texts; ``generate_samples`` returns the same as ``Generation`` objects with their token ids and
+log-probs (what RL needs).
 """
 
 from __future__ import annotations
@@ -53,6 +64,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
+from kimi_pipeline import precision
 from kimi_pipeline.llm.base import (
     BackendConfig,
     ChatRequest,
@@ -60,13 +72,13 @@ from kimi_pipeline.llm.base import (
     Usage,
     register_backend,
 )
+from kimi_pipeline.llm.decode import Sampler
 from kimi_pipeline.llm.tool_parsing import detect_format, extract_tool_calls
 
 log = logging.getLogger(__name__)
 
 END_OF_TURN = ("<|end|>", "<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>",
                "<|endoftext|>")
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass
@@ -76,6 +88,10 @@ class Generation:
     tokens: int
     text: str
     stopped: bool  # True: an end-of-turn token; False: the token budget ran out
+    token_ids: list[int] = field(default_factory=list)  # the ``tokens`` ids, stop included
+    # log p(token) under the model's temperature-1 distribution ('kimi' sampler; empty for
+    # 'hf_generate')
+    logprobs: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -179,6 +195,7 @@ class HFBackend:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=self._dtype(config.dtype))
             model.to(self.device)
         self.model = model.eval()
+        self.sampler = Sampler(self.model)
         self.stop_ids = self._stop_ids()
         self.pad_id = self._pad_id()
         self.context_length = config.context_length or self._max_positions()
@@ -201,9 +218,7 @@ class HFBackend:
         return torch.device(choice)
 
     def _dtype(self, choice: str) -> torch.dtype:
-        if choice != "auto":
-            return DTYPES[choice]
-        return torch.bfloat16 if self.device.type == "cuda" else torch.float32
+        return precision.resolve(choice, self.device)
 
     def _stop_ids(self) -> list[int]:
         ids = [self.tokenizer.eos_token_id]
@@ -255,10 +270,32 @@ class HFBackend:
 
     def run_batch(self, prompts: list[list[int]], limits: list[int], temperature: float,
                   seed: int, k: int = 1) -> list[Generation]:
-        """One left-padded ``generate`` over ``prompts`` (``k`` rows each, consecutive).
+        """One batch over ``prompts`` (``k`` rows each, consecutive) through the configured
+        sampler; every row of prompt ``i`` is cut at its budget ``limits[i]``."""
+        start = time.perf_counter()
+        with self._lock, cpu_threads(self.config.cpu_threads), torch.inference_mode():
+            if self.config.sampler == "kimi":
+                out = self._sample(prompts, limits, temperature, seed, k)
+            else:
+                out = self._generate(prompts, limits, temperature, seed, k)
+            self.stats.generate_calls += 1
+            self.stats.batch_sizes.append(len(prompts))
+        self.stats.generate_s += time.perf_counter() - start
+        self.stats.rows_generated += len(prompts) * k
+        return out
 
-        Row ``i`` is cut at its own budget ``limits[i]``; the batch never decodes past the
-        context of its longest prompt."""
+    def _sample(self, prompts: list[list[int]], limits: list[int], temperature: float,
+                seed: int, k: int) -> list[Generation]:
+        """``llm.decode``: one prefill per prompt, each row decoded to its own budget."""
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        rows = self.sampler.sample(prompts, limits, stop_ids=self.stop_ids,
+                                   temperature=temperature, k=k, generator=generator)
+        return [self._generation(r.token_ids, r.stopped, r.logprobs) for r in rows]
+
+    def _generate(self, prompts: list[list[int]], limits: list[int], temperature: float,
+                  seed: int, k: int) -> list[Generation]:
+        """``model.generate`` on the left-padded batch; it never decodes past the context of
+        its longest prompt."""
         width = max(len(p) for p in prompts)
         steps = max(1, min(max(limits), self.context_length - width))
         ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
@@ -267,16 +304,10 @@ class HFBackend:
             ids[row, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
             mask[row, width - len(prompt):] = 1
         config = self._generation_config(steps, temperature, k)
-        start = time.perf_counter()
-        with self._lock, cpu_threads(self.config.cpu_threads), torch.inference_mode(), \
-                torch.random.fork_rng(devices=self._rng_devices()):
+        with torch.random.fork_rng(devices=self._rng_devices()):
             torch.manual_seed(seed)
             out = self.model.generate(input_ids=ids.to(self.device),
                                       attention_mask=mask.to(self.device), generation_config=config)
-            self.stats.generate_calls += 1
-            self.stats.batch_sizes.append(len(prompts))
-        self.stats.generate_s += time.perf_counter() - start
-        self.stats.rows_generated += len(prompts) * k
         new = out[:, width:].tolist()
         return [self._finish(tokens, limits[row // k]) for row, tokens in enumerate(new)]
 
@@ -287,10 +318,15 @@ class HFBackend:
         stops = set(self.stop_ids)
         tokens = tokens[:limit]
         cut = next((i for i, t in enumerate(tokens) if t in stops), None)
-        body = tokens if cut is None else tokens[:cut]
+        return self._generation(tokens if cut is None else tokens[:cut + 1], cut is not None)
+
+    def _generation(self, token_ids: list[int], stopped: bool,
+                    logprobs: list[float] | None = None) -> Generation:
+        """Text of the tokens before the stop token (special tokens kept)."""
+        body = token_ids[:-1] if stopped else token_ids
         text = self.tokenizer.decode(body, skip_special_tokens=False,
                                      clean_up_tokenization_spaces=False)
-        return Generation(len(body) + (cut is not None), text, cut is not None)
+        return Generation(len(token_ids), text, stopped, list(token_ids), list(logprobs or []))
 
     # ---------------------------------------------------------------- the chat protocol
 
@@ -406,19 +442,33 @@ class HFBackend:
         max_new_tokens: int | None = None,
         seed: int | None = None,
     ) -> list[list[str]]:
-        """``num_samples`` completions (text before the end-of-turn token) of each prompt.
+        """``num_samples`` completions (text before the end-of-turn token) of each prompt
+        (``generate_samples``, texts only)."""
+        samples = self.generate_samples(prompts, tools, num_samples, temperature,
+                                        max_new_tokens, seed)
+        return [[g.text for g in row] for row in samples]
+
+    def generate_samples(
+        self,
+        prompts: list[list[dict[str, Any]]],
+        tools: list[dict[str, Any]] | None = None,
+        num_samples: int = 1,
+        temperature: float | None = None,
+        max_new_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> list[list[Generation]]:
+        """``num_samples`` ``Generation`` objects (text, token ids, log-probs) of each prompt.
 
         Prompts are decoded longest first in chunks of ``max_batch_size`` rows (a prompt's k
-        samples are k rows, via ``num_return_sequences``); greedy decoding (temperature 0)
-        decodes once and repeats the text k times. Chunk ``c`` samples with seed
-        ``hash(seed, c)``, so a call is reproducible. A prompt that does not fit the context
-        gets k empty texts."""
+        samples are k rows); greedy decoding (temperature 0) decodes once and repeats the result
+        k times. Chunk ``c`` samples with seed ``hash(seed, c)``, so a call is reproducible. A
+        prompt that does not fit the context gets k empty generations."""
         temperature = self.config.temperature if temperature is None else temperature
         budget = max_new_tokens or self.config.max_tokens
         seed = self.config.seed if seed is None else seed
         k = num_samples if temperature > 0 else 1
         encoded = [self.encode(p, tools) for p in prompts]
-        out: list[list[str]] = [[""] * num_samples for _ in prompts]
+        out = [[Generation(0, "", False) for _ in range(num_samples)] for _ in prompts]
         fits = [i for i, p in enumerate(encoded) if self._room(p) >= 1]
         self.stats.context_overflows += len(prompts) - len(fits)
         order = sorted(fits, key=lambda i: -len(encoded[i]))
@@ -426,13 +476,13 @@ class HFBackend:
         for c, at in enumerate(range(0, len(order), per_chunk)):
             chunk = order[at:at + per_chunk]
             limits = [min(budget, self._room(encoded[i])) for i in chunk]
-            texts = self.run_batch([encoded[i] for i in chunk], limits, temperature,
-                                   _seed_of([(seed, [c])]), k)
+            rows = self.run_batch([encoded[i] for i in chunk], limits, temperature,
+                                  _seed_of([(seed, [c])]), k)
             for j, i in enumerate(chunk):
-                samples = [g.text for g in texts[j * k:(j + 1) * k]]
+                samples = rows[j * k:(j + 1) * k]
                 out[i] = samples if k == num_samples else samples * num_samples
                 self.stats.prompt_tokens += len(encoded[i])
-                self.stats.completion_tokens += sum(g.tokens for g in texts[j * k:(j + 1) * k])
+                self.stats.completion_tokens += sum(g.tokens for g in samples)
         if len(fits) < len(prompts):
             log.warning("hf generate: %d prompt(s) longer than the context (%d tokens) got "
                         "empty completions", len(prompts) - len(fits), self.context_length)
