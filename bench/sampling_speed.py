@@ -113,11 +113,12 @@ def left_pad(prompts: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Te
 
 
 def run_generate(model, prompts, args, stops: list[int], cache: str, budget: int) -> dict:
-    ids, mask = left_pad(prompts, stops[0])
+    pad = stops[0] if stops else (model.generation_config.pad_token_id or 0)
+    ids, mask = left_pad(prompts, pad)
     sample = args.temperature > 0
     options = {"max_new_tokens": budget, "do_sample": sample,
                "num_return_sequences": args.samples, "eos_token_id": stops or None,
-               "pad_token_id": stops[0], "use_cache": True,
+               "pad_token_id": pad, "use_cache": True,
                "cache_implementation": "static" if cache == "static" else None}
     if sample:
         options.update(temperature=args.temperature, top_k=0, top_p=1.0)

@@ -2,11 +2,12 @@
 
 The gym, the SFT evaluation and RL sample from the policy through ``HFBackend.run_batch``.
 At the gym's batch (8 prompts x k=4 samples, 160-270-token chat prompts, 128 new tokens,
-temperature 1) on SmolLM2-135M in fp32, one thread of this machine's shared 2-core Xeon,
-transformers' ``model.generate`` (static cache) samples ~50 tokens/s and ``Sampler.sample``
-~120-125 (2.5x; ``bench/sampling_speed.py``). Decoding 32 rows is bound by streaming the
-weights (540 MB fp32) and the KV cache through one core each step, so the levers are the ones
-that cut work or bytes per sampled token, in the order they paid:
+temperature 1) on SmolLM2-135M in fp32, on one thread of this project's shared 2-core Xeon
+(``bench/sampling_speed.py``, same run): transformers' ``model.generate`` (static cache) samples
+50 tokens/s, ``Sampler.sample`` 119 (2.4x); with every row decoded to its budget, 69 against
+144 (2.1x); on two idle cores 218. Decoding 32 rows streams the weights (540 MB in fp32) and
+the KV cache through the core at every step, so the levers are the ones that cut work or bytes
+per sampled token, in the order they paid:
 
 - **Inverse-CDF sampling.** ``torch.multinomial`` takes ~80 ms per step for 32 x 49k logits on
   CPU (it draws an exponential per logit); one uniform per row and ``searchsorted`` on the
@@ -28,9 +29,8 @@ that cut work or bytes per sampled token, in the order they paid:
 - **Finished rows leave the batch** at once (their share of every matmul is saved).
 
 Rejected, measured: ``torch.compile`` of the step (the first compile had not finished after
-13 minutes on the 2 shared cores); MKL's packed sgemm (``torch.ops.mkl._mkl_linear``: 1.3x on
-the LM head alone but only at the exact packed batch size, with a second 2x-sized weight copy,
-and no gain inside the step); ``scaled_dot_product_attention`` for the decode step (its CPU
+13 minutes on the 2 shared cores); MKL's packed sgemm (``torch.ops.mkl._mkl_linear``: ~8% per
+step, for 2 GB of packed weights, 3.7x the model, fast only at the packed batch size); ``scaled_dot_product_attention`` for the decode step (its CPU
 flash kernel is 2-3x slower than the batched matmuls at 12 queries); chunking the LM head;
 ``F.linear`` on the untransposed weights. Threads: torch's default is the core count; a second
 thread speeds the matmuls up on idle cores, but when another process holds a core every op

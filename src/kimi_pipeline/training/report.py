@@ -48,6 +48,8 @@ def training_summary(result: dict[str, Any]) -> dict[str, Any]:
         "tokens_per_s": _steady_mean(metrics, "tokens_per_s"),
         "mfu": _steady_mean(metrics, "mfu"),
         "peak_flops": result.get("peak_flops"),
+        "matmul_dtype": result.get("matmul_dtype"),
+        "trainable_parameters": result.get("trainable_parameters"),
         "peak_memory_mb": max((r.get("peak_memory_mb", 0) for r in metrics), default=None),
         "max_attention_logit": max((r.get("max_attention_logit", 0) for r in metrics),
                                    default=None),
