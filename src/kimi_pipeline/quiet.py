@@ -22,12 +22,14 @@ import logging
 import os
 import re
 import warnings
+from typing import Any
 
 from omegaconf import OmegaConf
 
 
-def env_or(name: str, default: str | None = None) -> str | None:
-    """``${env_or:NAME,default}``: the environment variable NAME, else ``default``."""
+def env_or(name: str, default: Any = None) -> Any:
+    """``${env_or:NAME,default}``: the environment variable NAME, else ``default`` (which
+    OmegaConf may already have parsed, e.g. an int)."""
     return os.environ.get(name, default)
 
 
