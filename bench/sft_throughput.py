@@ -16,7 +16,7 @@ reaches when the machine leaves it alone, and its ratio is the steadier one.
 
 Same for both sides:
 * model: the tiny Llama of PERF_NOTES (hidden 256, 4 layers, 4 heads, vocab 4096), built once
-  by our ``prepare_run`` (``build_model`` from ``ModelConfig``, seeded) with the tokenizer it
+  by ``base_model.save_base_model`` (source ``config``: ``build_model``, seeded) with the tokenizer it
   trains; TRL loads that same initial folder (``attn_implementation="sdpa"``), fp32;
 * data: the ``train`` split of the newest ``sft_dataset`` of the catalog when there is one,
   otherwise a synthetic tool-use set (tools, tool calls as JSON, tool results, follow-ups;
@@ -229,9 +229,6 @@ def sft_config(args, runs_dir: Path, stage: int, max_logit_every: int, autocast:
     from kimi_pipeline.training.sft import SftConfig
 
     return SftConfig.model_validate({
-        "model": {"vocab_size": 4096, "hidden_size": 256, "intermediate_size": 688,
-                  "num_layers": 4, "num_heads": 4, "num_kv_heads": 4,
-                  "max_position_embeddings": 2048},
         "train": {"seq_len": args.seq_len, "micro_batch_size": args.batch, "accumulation": 1,
                   "epochs": 50.0, "max_steps": args.warmup + args.steps,
                   "warmup_steps": args.lr_warmup, "eval_every": 10**6, "eval_rows": 8,
@@ -242,6 +239,17 @@ def sft_config(args, runs_dir: Path, stage: int, max_logit_every: int, autocast:
                    "num_processes": 1},
         "runs_dir": str(runs_dir), "resume": False, "progress": False,
     })
+
+
+def base_model(frame, runs_dir: Path):
+    """PERF_NOTES' tiny Llama (hidden 256, 4 layers, vocab 4096) with a tokenizer trained on
+    the frame, built once per bench run and shared by every line of ours."""
+    from kimi_pipeline.training.base_model import BaseModelConfig, save_base_model
+
+    sizes = {"vocab_size": 4096, "hidden_size": 256, "intermediate_size": 688, "num_layers": 4,
+             "num_heads": 4, "num_kv_heads": 4, "max_position_embeddings": 2048}
+    return save_base_model(BaseModelConfig(source="config", from_config=sizes), frame,
+                           runs_dir / "base_model")
 
 
 def parse_line(name: str) -> dict:
@@ -269,7 +277,7 @@ def run_ours(args, frame, runs_dir: Path, line: dict) -> dict:
     from kimi_pipeline.training import sft
 
     config = sft_config(args, runs_dir, line["stage"], line["max_logit_every"], line["autocast"])
-    prepared = sft.prepare_run(frame, config, root=ROOT)
+    prepared = sft.prepare_run(frame, base_model(frame, runs_dir), config, root=ROOT)
     result = sft.train(prepared, config)
     rows = [r for r in result["metrics"] if "loss" in r]
     measured = rows[args.warmup: args.warmup + args.steps]
@@ -575,11 +583,12 @@ def main() -> None:
     runs_dir = Path(tempfile.mkdtemp(prefix="sft_bench_"))
     base = sft_config(args, runs_dir, 0, 0, "none")
     try:
-        prepared = sft.prepare_run(frame, base, root=ROOT)  # tokenizer, rows, initial model
+        prepared = sft.prepare_run(frame, base_model(frame, runs_dir), base, root=ROOT)
     except ValueError as exc:  # e.g. the catalog's conversations do not fit the row length
         print(f"not usable at seq_len {args.seq_len}: {source}: {exc}; using synthetic data")
         frame, source = synthetic(args)
-        prepared = sft.prepare_run(frame, base, root=ROOT)
+        shutil.rmtree(runs_dir / "base_model", ignore_errors=True)  # its tokenizer fits frame
+        prepared = sft.prepare_run(frame, base_model(frame, runs_dir), base, root=ROOT)
     peaks = {"fp32": measure_peak_flops(torch.float32, seconds=2.0),
              "bf16": measure_peak_flops(torch.bfloat16, seconds=2.0)}
     print(f"data: {source}; seq {args.seq_len} × batch {args.batch}; {args.warmup} warm-up + "

@@ -20,6 +20,7 @@ import polars as pl
 import torch
 
 from kimi_pipeline.training import sft
+from kimi_pipeline.training.base_model import BaseModelConfig, save_base_model
 
 OPTIMIZERS = ["adamw", "deepspeed_fused_adam", "muon", "muonclip", "apex_fused_adam"]
 
@@ -53,6 +54,16 @@ def synthetic_dataset(n: int = 4000) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
+def base_model_config(args) -> BaseModelConfig:
+    """``--model-path`` as a folder source, else a ≈0.2 B decoder built from config."""
+    if args.model_path:
+        return BaseModelConfig(source="folder", path=args.model_path, chat_template="own",
+                               dtype="bfloat16")
+    return BaseModelConfig(source="config", dtype="bfloat16", from_config={
+        "vocab_size": 32000, "hidden_size": 1024, "intermediate_size": 2816, "num_layers": 12,
+        "num_heads": 16, "num_kv_heads": 16, "max_position_embeddings": args.seq_len})
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-path", default=None, help="Local HF checkpoint (default: build).")
@@ -66,16 +77,14 @@ def main() -> int:
         return 2
     data = newest_sft_dataset()
     data = data if data is not None else synthetic_dataset()
+    base = save_base_model(base_model_config(args), data,
+                           Path(tempfile.mkdtemp(prefix="gpu_check_base_")))
     print(f"{'optimizer':24} {'tokens/s':>12} {'MFU':>7} {'final loss':>11} {'peak MB':>9}")
     for name in args.optimizers.split(","):
         if name == "apex_fused_adam" and importlib.util.find_spec("apex") is None:
             print(f"{name:24} skipped: apex is not installed (build it from source to include it)")
             continue
         config = sft.SftConfig.model_validate({
-            "model": {"path": args.model_path, "vocab_size": 32000, "hidden_size": 1024,
-                      "intermediate_size": 2816, "num_layers": 12, "num_heads": 16,
-                      "num_kv_heads": 16, "max_position_embeddings": args.seq_len,
-                      "dtype": "bfloat16"},
             "train": {"seq_len": args.seq_len, "micro_batch_size": args.micro_batch,
                       "max_steps": args.steps, "epochs": 100, "warmup_steps": 3,
                       "eval_every": args.steps, "checkpoint_every": 10**6},
@@ -85,7 +94,7 @@ def main() -> int:
             "runs_dir": tempfile.mkdtemp(prefix="gpu_check_"), "resume": False, "progress": False,
         })
         try:
-            result = sft.train(sft.prepare_run(data, config), config)
+            result = sft.train(sft.prepare_run(data, base, config), config)
         except Exception as exc:  # one optimizer failing must not hide the others' figures
             print(f"{name:24} failed: {exc}".splitlines()[0])
             continue

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from kimi_pipeline.training import sft
-from kimi_pipeline.training.base_model import BaseModelConfig, make_base_model
+from kimi_pipeline.training.base_model import BaseModelConfig, save_base_model
 from kimi_pipeline.training.model_folder import ModelFolder
 from kimi_pipeline.training.launch import command, free_port, worker_env
 from tests.training import TOOLS, conversation
@@ -43,12 +43,8 @@ TINY = {"vocab_size": 400, "hidden_size": 32, "intermediate_size": 64, "num_laye
 
 def base_model(tmp_path, frame: pl.DataFrame | None = None) -> ModelFolder:
     """The tiny from-config base model (tokenizer trained on the frame) as a model folder."""
-    folder = tmp_path / "base_model"
-    if not (folder / "config.json").exists():
-        made = make_base_model(BaseModelConfig(source="config", from_config=TINY),
-                               sft_frame() if frame is None else frame)
-        ModelFolder.save(made["model"], made["tokenizer"], folder, made["metadata"])
-    return ModelFolder(folder)
+    return save_base_model(BaseModelConfig(source="config", from_config=TINY),
+                           sft_frame() if frame is None else frame, tmp_path / "base_model")
 
 
 def prepare(frame: pl.DataFrame, cfg: sft.SftConfig, tmp_path) -> sft.PreparedRun:

@@ -38,6 +38,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from kimi_pipeline.registry import registrar
 from kimi_pipeline.training.chat import TEMPLATES
 from kimi_pipeline.training.model import ModelConfig, build_model
+from kimi_pipeline.training.model_folder import ModelFolder
 from kimi_pipeline.training.tokenizer import corpus_from_examples, train_tokenizer
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,17 @@ def make_base_model(config: BaseModelConfig, sft_dataset: pl.DataFrame) -> dict[
     log.info("base_model: %s (%s parameters)", metadata.get("name", config.source),
              f"{metadata['parameters']:,}")
     return {"model": model, "tokenizer": tokenizer, "metadata": metadata}
+
+
+def save_base_model(config: BaseModelConfig, sft_dataset: pl.DataFrame,
+                    folder: str | Path) -> ModelFolder:
+    """``make_base_model`` saved as a folder (kept if already there): the catalog-free path for
+    scripts, benchmarks and tests."""
+    folder = Path(folder)
+    if not (folder / "config.json").is_file():
+        made = make_base_model(config, sft_dataset)
+        ModelFolder.save(made["model"], made["tokenizer"], folder, made["metadata"])
+    return ModelFolder(folder)
 
 
 def weights_digest(model: torch.nn.Module) -> str:
