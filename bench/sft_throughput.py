@@ -242,7 +242,7 @@ def sft_config(args, runs_dir: Path, stage: int, max_logit_every: int, autocast:
 
 
 def base_model(frame, runs_dir: Path):
-    """PERF_NOTES' tiny Llama (hidden 256, 4 layers, vocab 4096) with a tokenizer trained on
+    """The bench's tiny Llama (hidden 256, 4 layers, vocab 4096) with a tokenizer trained on
     the frame, built once per bench run and shared by every line of ours."""
     from kimi_pipeline.training.base_model import BaseModelConfig, save_base_model
 
