@@ -1,6 +1,6 @@
 """The one decorator behind the project's small name → implementation registries.
 
-Domains, backends, environments, judges, criteria, task kinds … plug in by name (DESIGN.md:
+Domains, backends, environments, judges, criteria, task kinds … plug in by name (the house rule:
 small registries instead of if/else chains). Where registering is only ``table[name] = obj``,
 ``registrar(table)`` makes the decorator, so each registry is its table plus one line.
 """

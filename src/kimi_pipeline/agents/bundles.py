@@ -1,4 +1,4 @@
-"""Agents: a sampled tool bundle plus a synthesised system prompt (K2 stage 2, REFERENCE.md §1).
+"""Agents: a sampled tool bundle plus a synthesised system prompt (K2 stage 2, K2 report §3.1).
 
 K2 builds thousands of agents, each a system prompt over a bundle of tools. A bundle here is
 mostly one application domain (so tasks can chain tools on the same resources: create, list,

@@ -1,6 +1,6 @@
 """The offline agent: a deterministic planner that plays a task from its reference plan.
 
-K2 keeps only the trajectories a judge accepts (REFERENCE.md §1.3), so the synthetic agent
+K2 keeps only the trajectories a judge accepts (K2 report §3.1), so the synthetic agent
 must sometimes fail in the ways real models fail, or the filter has nothing to reject. The
 program registered here for the ``agent`` role solves a task from its plan — asking for a
 withheld argument first, chaining '$ref' values from earlier tool results, retrying a

@@ -3,7 +3,7 @@
 Most agents get bundles from the tool repository and act in the simulated world; a configured
 number act in real-execution environments (a SQLite database, a sandboxed file system) with
 those environments' own tools, because there authenticity matters more than breadth
-(REFERENCE.md §1.3). Task writing dispatches on the agent's environment.
+(K2 report §3.1). Task writing dispatches on the agent's environment.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Tasks with rubrics for an agent's tool bundle (K2 stage 2, REFERENCE.md §1).
+"""Tasks with rubrics for an agent's tool bundle (K2 stage 2, K2 report §3.1).
 
 Per agent, the ``task_writer`` role writes tasks of six kinds, from one call to chained calls
 where an output feeds the next, conditionals, errors to recover from, a missing argument the

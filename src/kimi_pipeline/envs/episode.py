@@ -1,6 +1,6 @@
 """The episode loop: a user simulator, a tool-using agent and an environment play one task.
 
-``run_episode`` is the multi-turn dialogue K2 synthesises at scale (REFERENCE.md §1.3):
+``run_episode`` is the multi-turn dialogue K2 synthesises at scale (K2 report §3.1):
 system prompt, the user's opening, then the agent alternates tool calls (executed by the
 environment, results appended as tool messages) and replies to the user, who answers,
 reveals withheld facts when asked, asks for the next part of its request, or ends the

@@ -1,6 +1,6 @@
 """The coding domain: small programming problems whose answers are judged by unit tests in the sandbox.
 
-K2 checks code by running it (REFERENCE.md §2): a response earns 1 only when its code passes
+K2 checks code by running it (K2 report §3.2): a response earns 1 only when its code passes
 every unit test of the problem inside :mod:`kimi_pipeline.gym.sandbox`; model code never runs
 anywhere else. What lives here:
 

@@ -7,7 +7,7 @@ things (so the policy cannot answer from world knowledge), each with questions w
 the passage states. Level 1 asks for one fact, level 2 for two facts from different sentences,
 level 3 asks either kind with a second, unrelated passage in the context as a distractor.
 
-Verification, FACTS-Grounding style (REFERENCE.md §2): the answer is split into sentences and
+Verification, FACTS-Grounding style (K2 report §3.2): the answer is split into sentences and
 each sentence that makes a claim must be supported by the context; the unsupported ones are
 reported in ``details["unsupported"]`` with why. The answer must also contain every gold key
 fact, and must not be a dump of the context (see below). Reward 1 only if all hold.

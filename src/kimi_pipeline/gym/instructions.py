@@ -12,7 +12,7 @@ parameters; a few harder types only appear from level 2.
 
 Why a hack-check layer
 ----------------------
-K2 adds a hack-check layer to its instruction-following verifiers (REFERENCE.md §2): a policy
+K2 adds a hack-check layer to its instruction-following verifiers (K2 report §3.2): a policy
 trained against code checkers learns to satisfy the letter of the checker. After the
 constraint checks, registered hack checks (``@register_hack_check``) score 0 a response that
 

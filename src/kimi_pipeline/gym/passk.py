@@ -1,7 +1,7 @@
 """Unbiased pass@k per task, domain and tag, and the moderate-difficulty band filter.
 
-K2 keeps RL prompts of moderate difficulty, judged by the SFT model's pass@k (REFERENCE.md
-§2). With n samples of which c are correct, the unbiased estimator of Chen et al. (2021) is
+K2 keeps RL prompts of moderate difficulty, judged by the SFT model's pass@k (K2 report
+§3.2). With n samples of which c are correct, the unbiased estimator of Chen et al. (2021) is
 ``1 - C(n-c, k) / C(n, k)``, computed as the product ``1 - prod_{i=n-c+1..n} (1 - k/i)``,
 which never forms the huge binomials. ``passk_table`` turns a frame of verified samples into
 per-task, per-domain and per-tag tables (a domain's or tag's pass@k is the mean over its

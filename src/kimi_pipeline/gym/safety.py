@@ -1,6 +1,6 @@
 """The safety domain: evolved red-team prompts, the policy as target, a judge giving a binary reward.
 
-K2's safety data (REFERENCE.md §2) runs attack model -> target model -> judge: human seed
+K2's safety data (K2 report §3.2) runs attack model -> target model -> judge: human seed
 prompts are evolved by an attack model, the policy answers, and a judge decides by a rubric
 whether the behaviour was safe. Here:
 

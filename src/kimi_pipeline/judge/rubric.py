@@ -1,7 +1,7 @@
 """The rubric judge: keep only trajectories that succeed against their task's rubric.
 
 K2 filters its synthetic tool-use dialogues by rejection sampling: an LLM judge scores each
-trajectory against the task rubric and only successful ones are kept (REFERENCE.md §1.3).
+trajectory against the task rubric and only successful ones are kept (K2 report §3.1).
 Two judges share one interface (``Judge.judge_many``) and one output (``Verdict``: pass/fail,
 score, a verdict with its reason per criterion):
 

@@ -30,8 +30,9 @@ per sampled token, in the order they paid:
 
 Rejected, measured: ``torch.compile`` of the step (the first compile had not finished after
 13 minutes on the 2 shared cores); MKL's packed sgemm (``torch.ops.mkl._mkl_linear``: ~8% per
-step, for 2 GB of packed weights, 3.7x the model, fast only at the packed batch size); ``scaled_dot_product_attention`` for the decode step (its CPU
-flash kernel is 2-3x slower than the batched matmuls at 12 queries); chunking the LM head;
+step, for 2 GB of packed weights, 3.7x the model, fast only at the packed batch size);
+``scaled_dot_product_attention`` for the decode step (its CPU flash kernel is 2-3x slower than
+the batched matmuls at 12 queries); chunking the LM head;
 ``F.linear`` on the untransposed weights. Threads: torch's default is the core count; a second
 thread speeds the matmuls up on idle cores, but when another process holds a core every op
 waits for the descheduled thread (measured 20 tokens/s at 2 threads against 123 at 1 on this
@@ -56,7 +57,7 @@ import logging
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -343,19 +344,15 @@ def pick(logits: torch.Tensor, temperature: float,
 # ------------------------------------------------------------------------------ engines
 
 
-class _Engine:
-    """Prefill a batch, then one token per row per step; optionally drop rows."""
+class _Engine(Protocol):
+    """Prefill a batch, then one token per row per step. An engine whose ``can_compact`` is
+    true also has ``keep(index)``, which drops every row not in ``index`` (finished rows)."""
 
-    can_compact = False
+    can_compact: bool
 
-    def prefill(self, batch: _Batch) -> torch.Tensor:  # logits [rows, vocab]
-        raise NotImplementedError
+    def prefill(self, batch: _Batch) -> torch.Tensor: ...  # logits [rows, vocab]
 
-    def step(self, token: torch.Tensor, step: int) -> torch.Tensor:
-        raise NotImplementedError
-
-    def keep(self, index: torch.Tensor) -> None:
-        raise NotImplementedError
+    def step(self, token: torch.Tensor, step: int) -> torch.Tensor: ...
 
 
 class _Weights:
@@ -453,7 +450,7 @@ def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor
     return torch.addcmul(x * cos, swapped, sin)
 
 
-class _FastEngine(_Engine):
+class _FastEngine:
     """The hand-written Llama-family forward over preallocated KV caches written in place.
 
     The cache is grouped by prompt: per layer, keys ``[prompts, kv heads, d, columns]`` (stored
@@ -598,9 +595,11 @@ class _FastEngine(_Engine):
         self.slots = None if full else slots
 
 
-class _HFEngine(_Engine):
+class _HFEngine:
     """Any causal LM through its own forward and a transformers cache: prompts prefilled once
     (left-padded together), the cache repeated to k rows, then one token per step."""
+
+    can_compact = False
 
     def __init__(self, model: Any, stats: SamplerStats):
         self.model, self.stats = model, stats
