@@ -41,8 +41,10 @@ EXAMPLES = [
     _trajectory(),
     r.GymTask(task_id="g1", domain="math", prompt="1+1?", answer="2"),
     r.GymResult(task_id="g1", domain="math", response="2", reward=1.0, reason="equal"),
-    r.PreferencePair(pair_id="p1", prompt=[r.Message(role="user", content="hi")], chosen="a",
-                     rejected="b", source="verifiable"),
+    r.PreferencePair(pair_id="p1", group_id="g1", domain="math", prompt="hi", chosen="a",
+                     rejected="b", source="verifier"),
+    r.OpenPrompt(prompt_id="o1", category="advice", prompt="How do I start running?",
+                 source="seed"),
 ]
 
 

@@ -323,17 +323,42 @@ class GymResult(Record):
 
 
 class PreferencePair(Record):
-    """Two candidate responses to one prompt and which one is preferred, with reasons."""
+    """Two responses to one prompt, which one is preferred, and who decided (the critic's data)."""
 
     pair_id: str = Field(description="Unique id.")
-    prompt: list[Message] = Field(description="The conversation so far.")
+    group_id: str = Field(
+        description="The gym task or open prompt both responses answer; held-out splits are "
+        "made by group, so no prompt is both trained on and measured."
+    )
+    domain: str = Field(description="Gym domain, or open-prompt category, of the prompt.")
+    prompt: str = Field(description="What both responses answer.")
     chosen: str = Field(description="Preferred response.")
     rejected: str = Field(description="Other response.")
-    rubrics: list[str] = Field(default_factory=list, description="Rubrics the comparison used.")
-    source: Literal["verifiable", "critic", "human"] = Field(
-        description="Where the preference comes from."
+    rubrics: list[str] = Field(
+        default_factory=list, description="Names of the critic rubrics the preference concerns."
+    )
+    source: Literal["verifier", "rule", "synthetic", "critic", "human"] = Field(
+        description="Who decided: a gym verifier (chosen passed, rejected failed), a "
+        "prescriptive rule, a synthesised degradation of the chosen text, the critic, a person."
     )
     reasons: list[str] = Field(default_factory=list, description="Why chosen beats rejected.")
+    split: Literal["train", "heldout"] = Field(
+        "train", description="'heldout' pairs are never trained on (agreement is measured there)."
+    )
+
+
+class OpenPrompt(Record):
+    """A prompt without a verifiable answer (creative writing, open questions, advice …)."""
+
+    prompt_id: str = Field(description="Unique id.")
+    category: str = Field(
+        description="creative_writing, open_qa, advice or explanation: which rubrics apply."
+    )
+    persona: str = Field("", description="Who is asking (shapes tone and content).")
+    prompt: str = Field(description="The user's message.")
+    source: Literal["seed", "generated"] = Field(
+        description="A hand-written seed or the generator's expansion of one."
+    )
 
 
 # --------------------------------------------------------------------------- frames <-> records
