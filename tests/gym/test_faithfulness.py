@@ -144,8 +144,8 @@ def test_llm_judge_path_offline_agrees_with_the_scorer_and_bad_replies_score_zer
     from kimi_pipeline.gym.faithfulness import Faithfulness
     from kimi_pipeline.llm import make_backend
 
-    scorer, judged = Faithfulness(embedder=None), Faithfulness(embedder=None)
-    judged.judge_backend = make_backend({"kind": "offline"})
+    scorer = Faithfulness(embedder=None)
+    judged = scorer.with_judge(make_backend({"kind": "offline"}))
     import random as _random
 
     task = scorer.generate(_random.Random(3), 1, 1)[0]
@@ -154,6 +154,6 @@ def test_llm_judge_path_offline_agrees_with_the_scorer_and_bad_replies_score_zer
     rewards = [scorer.verify(task, answer).reward for answer in answers]
     assert rewards == [1.0, 0.0, 0.0]
     assert [judged.verify(task, answer).reward for answer in answers] == rewards
-    judged.judge_backend = UnparseableJudgeDouble()
-    result = judged.verify(task, task.answer)
-    assert result.reward == 0.0 and "unparseable" in result.reason
+    result = scorer.with_judge(UnparseableJudgeDouble()).verify(task, task.answer)
+    assert result.reward == 0.0 and "judge reply unusable: reply is not JSON" in result.reason
+    assert scorer.judge_backend is None

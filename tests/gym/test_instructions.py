@@ -13,9 +13,9 @@ import pytest
 
 from kimi_pipeline.gym import instructions as ins
 from kimi_pipeline.gym.registry import get_domain
-from kimi_pipeline.llm.base import ChatResponse
 from kimi_pipeline.llm.offline import OfflineBackend
 from kimi_pipeline.records import GymTask
+from tests.judge.test_llm_judge import ScriptedBackend
 
 ESSAY = (
     "Urban beekeeping turns city rooftops into small farms. A single hive can hold a colony of "
@@ -242,19 +242,6 @@ def test_off_topic_response_is_zero():
 FORMAL = BASE + [{"name": "formal_tone", "params": {}}]
 
 
-class ScriptedBackend:
-    """A backend replying with fixed content, recording what it was asked."""
-
-    name = "scripted"
-
-    def __init__(self, content):
-        self.content, self.requests = content, []
-
-    async def acomplete(self, request):
-        self.requests.append(request)
-        return ChatResponse(content=self.content)
-
-
 def test_offline_judge_accepts_formal_and_rejects_casual():
     domain = ins.InstructionFollowing(judge_backend=OfflineBackend())
     assert verify(FORMAL, ESSAY, domain=domain).reward == 1.0
@@ -268,7 +255,7 @@ def test_judge_can_reject_and_malformed_verdict_is_zero():
     assert v.reward == 0.0 and "judge: stiff" in v.reason
     assert reject.requests[0].role == ins.JUDGE_ROLE and ESSAY in reject.requests[0].messages[1]["content"]
     garbage = verify(FORMAL, ESSAY, domain=ins.InstructionFollowing(judge_backend=ScriptedBackend("yes!")))
-    assert garbage.reward == 0.0 and "unreadable" in garbage.reason
+    assert garbage.reward == 0.0 and "judge reply unusable: reply is not JSON" in garbage.reason
 
 
 def test_judge_is_only_asked_about_nuanced_constraints():
@@ -277,13 +264,12 @@ def test_judge_is_only_asked_about_nuanced_constraints():
     assert backend.requests == []
 
 
-def test_module_setter_wires_the_registered_domain():
-    try:
-        ins.set_judge_backend(ScriptedBackend('{"verdicts": [{"constraint": "formal_tone", "ok": false}]}'))
-        assert verify(FORMAL, ESSAY).reward == 0.0
-    finally:
-        ins.set_judge_backend(None)
-    assert verify(FORMAL, ESSAY).reward == 1.0
+def test_with_judge_copies_the_registered_domain():
+    registered = get_domain("instruction_following")
+    reject = ScriptedBackend('{"verdicts": [{"constraint": "formal_tone", "ok": false}]}')
+    judged = registered.with_judge(reject)
+    assert verify(FORMAL, ESSAY, domain=judged).reward == 0.0
+    assert registered.judge_backend is None and verify(FORMAL, ESSAY).reward == 1.0
 
 
 # ------------------------------------------------------------------------------------ speed

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 from kimi_pipeline.config import ParameterError, validate_parameters
 from kimi_pipeline.gym.passk import pass_at_k
-from kimi_pipeline.gym.registry import _DOMAINS, Domain, Verification, register_domain
+from kimi_pipeline.gym.registry import (_DOMAINS, Domain, Verification, get_domain,
+                                         register_domain)
 from kimi_pipeline.gym.run import (GymConfig, chat_prompt, generate_tasks, roll_out, score,
                                    verify_responses)
 from kimi_pipeline.records import GymResult, GymTask, from_frame, to_frame
@@ -195,12 +196,34 @@ def test_the_system_prompt_goes_first(tasks):
     ({"domains": {"math": [2]}, "band": {"low": 0.8, "high": 0.2}}, "gym.band"),
     ({"domains": {"math": [2]}, "samples": 0}, "gym.samples"),
     ({"domains": {"math": [2]}, "sampels": 4}, "gym.sampels"),
+    ({"domains": {"math": [2]}, "judges": {"alchemy": {"kind": "offline"}}}, "gym.judges"),
+    ({"domains": {"math": [2]}, "judges": {"math": {"kind": "offline"}}}, "gym.judges"),
+    ({"domains": {"math": [2]}, "judges": {"safety": {"kind": "oracle"}}}, "gym.judges"),
 ])
 def test_bad_parameters_are_refused_at_load_naming_the_key(bad, where):
     with pytest.raises(ParameterError, match=f"parameter '{where}"):
         validate_parameters({"gym": bad})
     with pytest.raises(ValidationError):
         GymConfig.model_validate(bad)
+
+
+def test_configured_judges_verify_through_copies_with_their_backend(tasks):
+    judged = [t for t in tasks if t.domain in ("safety", "faithfulness")]
+    responses = [[str(t.answer), "I can't help with that."] for t in judged]
+    offline = verify_responses(judged, responses, config())
+    backends = {"safety": {"kind": "offline", "cache_dir": None},
+                "faithfulness": {"kind": "offline", "cache_dir": None}}
+    llm = verify_responses(judged, responses, config(judges=backends))
+    assert [r.reward for r in llm] == [r.reward for r in offline]
+    safety = [r for r in llm if r.domain == "safety"]
+    assert safety and all(r.reason.startswith("llm judge:") for r in safety)
+    assert not any(r.reason.startswith("llm judge:") for r in offline)
+    assert get_domain("safety").judge_backend is None
+    assert get_domain("faithfulness").judge_backend is None
+    with pytest.raises(ValidationError, match="'math' has no LLM judge"):
+        config(judges={"math": {}})
+    with pytest.raises(ValidationError, match="unknown gym domain 'alchemy'"):
+        config(judges={"alchemy": {}})
 
 
 def test_every_config_field_is_documented():

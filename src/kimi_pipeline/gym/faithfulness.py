@@ -36,7 +36,9 @@ the optional MiniLM fallback (``embedder="minilm"``, lazy-loaded, batched per re
 embeddings cached per context): it is supported when its cosine to such a window is
 ≥ ``cosine`` (0.75). Without an embedder those claims are unsupported (conservative).
 Known limits: a paraphrase with < 40 % word overlap is unsupported, and an invented name at
-the very start of a sentence is left to the coverage rule.
+the very start of a sentence is left to the coverage rule. A ``with_judge(backend)`` copy of
+the domain asks an LLM judge (role ``faithfulness_judge``, through the shared LLM-judge core
+``judge.llm_judge``) instead; the role's offline program is this scorer.
 
 Copy of the whole context
 -------------------------
@@ -48,7 +50,6 @@ context — the easiest hack of a support-only verifier.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections import OrderedDict
@@ -60,11 +61,13 @@ import numpy as np
 
 from kimi_pipeline.gym.instructions import STOPWORDS, split_sentences, stem, words
 from kimi_pipeline.gym.registry import Domain, Verification, get_domain, register_domain
-from kimi_pipeline.llm.base import ChatBackend, ChatRequest, ChatResponse, complete_many
+from kimi_pipeline.judge import llm_judge
+from kimi_pipeline.judge.llm_judge import Abstain
+from kimi_pipeline.llm.base import ChatBackend, ChatRequest, ChatResponse
 from kimi_pipeline.llm.offline import offline_role
+from kimi_pipeline.records import GymTask
 
 JUDGE_ROLE = "faithfulness_judge"
-from kimi_pipeline.records import GymTask
 
 META_WORDS = frozenset(
     "context passage text according states stated mentions mentioned says said answer question "
@@ -315,12 +318,12 @@ def _fact_present(fact: str, answer_norm: str, answer_numbers: frozenset[str]) -
 class Faithfulness(Domain):
     description = "Answer a question from a context; every sentence must be supported by it."
     levels = (1, 2, 3)
+    judge_role = JUDGE_ROLE
 
     def __init__(self, embedder: str | None = "minilm", coverage: float = 0.7,
                  floor: float = 0.4, cosine: float = 0.75):
         self.coverage, self.floor, self.cosine = coverage, floor, cosine
         self.fallback = EmbeddingFallback(embedder) if embedder else None
-        self.judge_backend: ChatBackend | None = None  # an LLM judging sentence support, if set
 
     # ------------------------------------------------------------------ generation
     def generate(self, rng: random.Random, n: int, difficulty: int) -> list[GymTask]:
@@ -361,9 +364,11 @@ class Faithfulness(Domain):
         if self.judge_backend is None:
             unsupported = self.unsupported(index, claims)
         else:
-            unsupported = judge_support(self.judge_backend, list(map(str, sentences)), answer_sentences)
-            if isinstance(unsupported, str):
-                return Verification(0.0, f"faithfulness judge: {unsupported}", {"unsupported": []})
+            unsupported = judge_support(self.judge_backend, list(map(str, sentences)),
+                                        answer_sentences)
+            if isinstance(unsupported, Abstain):
+                return Verification(0.0, f"judge reply unusable: {unsupported.reason}",
+                                    {"unsupported": []})
         missing = self._missing_facts(response, facts)
         copied = self._copied(index, answer_sentences)
         details = {"unsupported": unsupported, "missing_facts": missing, "claims": len(claims),
@@ -440,45 +445,37 @@ class Faithfulness(Domain):
 # ------------------------------------------------------------------------- the LLM judge
 
 
-def set_judge_backend(backend: ChatBackend | None) -> None:
-    """Judge sentence support of the registered domain with ``backend`` (None: the scorer above)."""
-    get_domain("faithfulness").judge_backend = backend  # type: ignore[attr-defined]
+JUDGE_SYSTEM = (
+    "You check whether an answer is faithful to a context. For every numbered answer sentence, "
+    "decide whether the context supports all of it: every fact, number, name and negation must "
+    'be stated in the context. Reply with JSON only: {"sentences": [{"index": n, '
+    '"supported": true or false, "reason": "..."}]}.'
+)
 
 
 def judge_request(context_sentences: list[str], answer_sentences: list[str]) -> ChatRequest:
-    numbered = "\n".join(f"{i + 1}. {s}" for i, s in enumerate(answer_sentences))
-    prompt = (
-        "You check whether an answer is faithful to a context. For every numbered answer sentence, "
-        "decide whether the context supports all of it: every fact, number, name and negation must "
-        "be stated in the context. Reply with JSON only: {\"sentences\": [{\"index\": n, "
-        "\"supported\": true or false, \"reason\": \"...\"}]}.\n\n"
-        f"Context:\n{' '.join(context_sentences)}\n\nAnswer sentences:\n{numbered}"
-    )
-    return ChatRequest(role=JUDGE_ROLE, messages=[{"role": "user", "content": prompt}],
-                       response_format="json", temperature=0.0,
-                       context={"context_sentences": context_sentences,
-                                "answer_sentences": answer_sentences})
+    """The judge's request: the context and the numbered answer sentences."""
+    numbered = llm_judge.criteria_block((s, "") for s in answer_sentences)
+    return llm_judge.json_request(
+        JUDGE_ROLE, JUDGE_SYSTEM,
+        f"Context:\n{' '.join(context_sentences)}\n\nAnswer sentences:\n{numbered}",
+        {"context_sentences": context_sentences, "answer_sentences": answer_sentences},
+        temperature=0.0)
 
 
 def judge_support(backend: ChatBackend, context_sentences: list[str],
-                  answer_sentences: list[str]) -> list[dict[str, str]] | str:
-    """Unsupported answer sentences according to the judge, or why its reply is unusable."""
-    reply = complete_many(backend, [judge_request(context_sentences, answer_sentences)])[0]
-    if reply.error:
-        return f"backend error: {reply.error}"
-    try:
-        verdicts = json.loads(_strip_fence(reply.content or ""))["sentences"]
-        by_index = {int(v["index"]): v for v in verdicts}
-        judged = [by_index[i + 1] for i in range(len(answer_sentences))]
-    except (ValueError, KeyError, TypeError) as exc:
-        return f"unparseable reply ({type(exc).__name__}: {exc})"
-    return [{"sentence": s, "claim": s, "reason": str(v.get("reason", "judged unsupported"))}
-            for s, v in zip(answer_sentences, judged) if v.get("supported") is not True]
-
-
-def _strip_fence(text: str) -> str:
-    match = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
-    return match.group(1) if match else text
+                  answer_sentences: list[str]) -> list[dict[str, str]] | Abstain:
+    """Answer sentences the judge finds unsupported (one it gives no verdict on included),
+    or ``Abstain`` with why its reply is unusable."""
+    [reply] = llm_judge.ask(backend, [judge_request(context_sentences, answer_sentences)])
+    indices = range(1, len(answer_sentences) + 1)
+    verdicts = llm_judge.verdicts_of(reply, indices, items="sentences", name="index",
+                                     ok="supported")
+    if isinstance(verdicts, Abstain):
+        return verdicts
+    judged = [verdicts.get(str(i), (False, "judge gave no verdict")) for i in indices]
+    return [{"sentence": s, "claim": s, "reason": why or "judged unsupported"}
+            for s, (ok, why) in zip(answer_sentences, judged) if not ok]
 
 
 @offline_role(JUDGE_ROLE)

@@ -4,17 +4,26 @@ A domain generates seeded ``GymTask``s at a difficulty level and verifies a poli
 to one of them with a binary reward (1 correct, 0 not) and a reason. Verifiers never raise on
 model output: a malformed answer is a 0 with its reason. Domains that verify in bulk more
 cheaply (the code sandbox runs many tests in parallel) override ``verify_many``.
+
+A domain with an LLM judge (``judge_role`` set) judges offline by its code or rule judge until
+``with_judge(backend)`` hands out a copy judging through that backend: the instance registered
+here is shared by every caller of ``get_domain`` and is never changed, so one run's judge
+backend cannot leak into another's.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kimi_pipeline.records import GymTask
+
+if TYPE_CHECKING:
+    from kimi_pipeline.llm.base import ChatBackend
 
 
 @dataclass(frozen=True)
@@ -27,11 +36,23 @@ class Verification:
 
 
 class Domain(ABC):
-    """Base class of a gym domain; subclasses set the class attributes and implement both methods."""
+    """Base class of a gym domain; subclasses set the class attributes and implement
+    ``generate`` and ``verify``."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""  # one sentence, shown by `kimi-gym domains`
     levels: ClassVar[tuple[int, ...]] = (1, 2, 3)  # difficulty levels the generator knows
+    judge_role: ClassVar[str | None] = None  # the llm/ role of the domain's LLM judge, if any
+    judge_backend: ChatBackend | None = None  # None: the offline code/rule judge
+
+    def with_judge(self, backend: ChatBackend | None) -> Domain:
+        """A shallow copy of this domain judging through ``backend`` (None: the offline judge);
+        this instance, maybe the registered one, is left unchanged."""
+        if self.judge_role is None:
+            raise ValueError(f"gym domain {self.name!r} has no LLM judge")
+        clone = copy.copy(self)
+        clone.judge_backend = backend
+        return clone
 
     @abstractmethod
     def generate(self, rng: random.Random, n: int, difficulty: int) -> list[GymTask]:
@@ -81,7 +102,8 @@ def get_domain(name: str) -> Domain:
     if name not in _DOMAINS and name in DOMAIN_MODULES:
         importlib.import_module(DOMAIN_MODULES[name])
     if name not in _DOMAINS:
-        raise KeyError(f"unknown gym domain {name!r}; known: {sorted(set(_DOMAINS) | set(DOMAIN_MODULES))}")
+        known = sorted(set(_DOMAINS) | set(DOMAIN_MODULES))
+        raise KeyError(f"unknown gym domain {name!r}; known: {known}")
     return _DOMAINS[name]
 
 

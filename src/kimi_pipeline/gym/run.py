@@ -12,7 +12,8 @@ out), usable as well from a notebook with any policy:
    k samples per task; then each domain verifies its responses through ``verify_many`` in
    chunks (the coding sandbox runs a chunk in parallel). A verifier that raises never ends the
    run: its chunk is re-verified one response at a time and the failing response gets reward 0
-   with the exception as its reason.
+   with the exception as its reason. A domain named in ``judges`` is verified by a
+   ``with_judge(backend)`` copy asking that LLM backend; the registered domain is never changed.
 3. ``score``: unbiased pass@k per task, domain, domain × level and tag (``passk.passk_table``),
    and the RL prompts: the tasks whose pass rate (correct / k) lies in the moderate band
    (``passk.moderate``), as K2 keeps only prompts the SFT model sometimes but not always solves.
@@ -33,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from kimi_pipeline.gym.passk import moderate, passk_table
 from kimi_pipeline.gym.registry import (
-    DOMAIN_MODULES, Domain, Verification, error_line, get_domain,
+    DOMAIN_MODULES, Domain, Verification, all_domains, error_line, get_domain,
 )
 from kimi_pipeline.llm.base import BackendConfig, ChatRequest, complete_many, make_backend
 from kimi_pipeline.records import GymResult, GymTask
@@ -105,6 +106,12 @@ class GymConfig(BaseModel):
         "sandbox); null: two per core."
     )
     sample_size: int = Field(24, ge=0, description="Rollouts in the readable JSONL sample.")
+    judges: dict[str, BackendConfig] = Field(
+        default_factory=dict, description="Domain name -> the LLM backend of that domain's "
+        "judge (kimi_pipeline.llm.base.BackendConfig), e.g. safety: {kind: openai, model: ...}. "
+        "A domain not listed is verified by its offline code/rule judge. Only domains with an "
+        "LLM judge can be listed: safety, faithfulness, instruction_following."
+    )
 
     @field_validator("domains")
     @classmethod
@@ -122,6 +129,24 @@ class GymConfig(BaseModel):
             if any(c < 0 for c in counts):
                 raise ValueError(f"domain {name!r}: task counts must be >= 0, got {counts}")
         return value
+
+    @field_validator("judges")
+    @classmethod
+    def _judged_domains(cls, value: dict[str, BackendConfig]) -> dict[str, BackendConfig]:
+        for name in value:
+            try:
+                domain = get_domain(name)
+            except KeyError as exc:  # its message names the known domains
+                raise ValueError(exc.args[0]) from None
+            if domain.judge_role is None:
+                raise ValueError(f"gym domain {name!r} has no LLM judge; judged domains: "
+                                 f"{sorted(n for n, d in all_domains().items() if d.judge_role)}")
+        return value
+
+    def domain(self, name: str) -> Domain:
+        """The registered domain ``name``, or a copy judging through its ``judges`` backend."""
+        domain = get_domain(name)
+        return domain.with_judge(make_backend(self.judges[name])) if name in self.judges else domain
 
     def plan(self) -> list[tuple[str, int, int]]:
         """``(domain, level, count)`` for every positive count, in configuration order."""
@@ -234,7 +259,7 @@ def verify_responses(tasks: Sequence[GymTask], responses: Sequence[Sequence[str]
     verdicts: dict[tuple[int, int], tuple[Verification, float]] = {}
     for name, slots in by_domain.items():
         try:
-            domain = get_domain(name)
+            domain = config.domain(name)
         except KeyError as exc:
             for slot in slots:
                 verdicts[slot] = (Verification(0.0, f"unknown domain: {exc.args[0]}"), 0.0)

@@ -15,11 +15,13 @@ score, a verdict with its reason per criterion):
   claiming a success that did not happen, and that the dialogue ended the way the task
   expects.
 - ``llm``: the same criteria put to a model through ``llm/`` as a rubric prompt (criteria,
-  transcript, tool results, final-state diff) asking for a JSON verdict per criterion. Each
-  trajectory is judged ``repeats`` times with the criteria in a different (seeded) order and
-  the verdicts are voted per criterion, which cancels position bias and sampling noise; a
-  malformed reply abstains, never raises. The offline program for the ``judge`` role runs the
-  rule criteria over the request's context, so ``kind: llm`` offline equals ``kind: rule``.
+  transcript, tool results, final-state diff) asking for a JSON verdict per criterion; the
+  steps every LLM judge shares (criteria list, reply parsing, repeats, vote) come from the
+  one LLM-judge core, ``judge.llm_judge``. Each trajectory is judged ``repeats`` times with
+  the criteria in a different (seeded) order and the verdicts are voted per criterion, which
+  cancels position bias and sampling noise; a malformed reply abstains, never raises. The
+  offline program for the ``judge`` role runs the rule criteria over the request's context,
+  so ``kind: llm`` offline equals ``kind: rule``.
 
 The rule judge is the hot path (every synthesised trajectory goes through it): it reads
 parquet rows directly (``judge_rows`` / ``judge_frame``) without validating pydantic models,
@@ -31,7 +33,6 @@ from __future__ import annotations
 import gc
 import json
 import math
-import random
 import re
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -43,14 +44,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from kimi_pipeline.agents.tasks import RefError, is_ref, resolve_ref
 from kimi_pipeline.envs.semantics import infer_semantics
 from kimi_pipeline.envs.world import check_predicate
-from kimi_pipeline.llm.base import (
-    BackendConfig,
-    ChatBackend,
-    ChatRequest,
-    ChatResponse,
-    complete_many,
-    make_backend,
-)
+from kimi_pipeline.judge import llm_judge
+from kimi_pipeline.judge.llm_judge import Abstain, CriterionVerdict, Verdicts
+from kimi_pipeline.llm.base import BackendConfig, ChatBackend, ChatRequest, make_backend
 from kimi_pipeline.llm.offline import offline_role
 from kimi_pipeline.records import ExpectedCall, Message, Rubric, StatePredicate, Trajectory
 from kimi_pipeline.registry import registrar
@@ -62,15 +58,6 @@ CUT_ENDS = ("max_turns", "step_limit", "agent_error", "simulator_error")  # dial
 
 
 # ---------------------------------------------------------------------------------- verdicts
-
-
-@dataclass
-class CriterionVerdict:
-    """One criterion's outcome and why."""
-
-    name: str
-    passed: bool
-    reason: str
 
 
 @dataclass
@@ -984,16 +971,16 @@ def _field_changes(old: Any, new: Any) -> str:
     return ", ".join(f"{k}: {_short(old.get(k))} -> {_short(new.get(k))}" for k in keys)
 
 
-def judge_prompt(ep: Episode, names: list[str], config: JudgeConfig) -> list[dict[str, str]]:
-    """The rubric prompt: rubric, criteria in the given order, transcript, state diff."""
-    criteria = [f"{i}. {n}: {DESCRIPTIONS[n]}" for i, n in enumerate(names, 1)]
-    body = "\n".join(
+def judge_prompt(ep: Episode, names: list[str], config: JudgeConfig) -> str:
+    """The rubric prompt's user message: rubric, criteria in the given order, transcript,
+    state diff."""
+    return "\n".join(
         [
             "## Rubric",
             *_rubric_lines(ep.rubric),
             "",
             "## Criteria to judge, in this order",
-            *criteria,
+            llm_judge.criteria_block((n, DESCRIPTIONS[n]) for n in names),
             "",
             "## Dialogue",
             *transcript(ep, config.max_result_chars),
@@ -1002,7 +989,6 @@ def judge_prompt(ep: Episode, names: list[str], config: JudgeConfig) -> list[dic
             *state_diff(ep.initial_state, ep.final_state, config.max_diff_lines),
         ]
     )
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": body}]
 
 
 def _json_trajectory(trajectory: Trajectory | Mapping[str, Any]) -> dict[str, Any]:
@@ -1014,61 +1000,15 @@ def _json_trajectory(trajectory: Trajectory | Mapping[str, Any]) -> dict[str, An
     return data
 
 
-def parse_judgement(reply: ChatResponse, names: list[str]) -> dict[str, tuple[bool, str]] | str:
-    """Criterion -> (passed, reason) from one reply, or why the reply abstains."""
-    if reply.error:
-        return f"backend error: {reply.error}"
-    try:
-        data = json.loads(_strip_fence(reply.content or ""))
-    except json.JSONDecodeError:
-        return "reply is not JSON"
-    entries = data.get("criteria") if isinstance(data, dict) else None
-    if not isinstance(entries, list):
-        return "reply has no 'criteria' list"
-    votes = {}
-    for entry in entries:
-        if (
-            isinstance(entry, dict)
-            and entry.get("name") in names
-            and isinstance(entry.get("passed"), bool)
-        ):
-            votes[entry["name"]] = (entry["passed"], str(entry.get("reason") or ""))
-    return votes or "reply judges none of the criteria"
-
-
-_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
-
-
-def _strip_fence(text: str) -> str:
-    return _FENCE.sub("", text.strip())
-
-
 def vote(
-    names: list[str],
-    judgements: list[dict[str, tuple[bool, str]] | str],
-    critical: set[str],
-    threshold: float,
+    names: list[str], judgements: list[Verdicts | Abstain], critical: set[str], threshold: float
 ) -> Verdict:
-    """Per-criterion vote over the repeats; abstaining repeats are recorded, never counted."""
-    abstained = [f"repeat {i}: {j}" for i, j in enumerate(judgements) if isinstance(j, str)]
-    valid = [j for j in judgements if isinstance(j, dict)]
-    if not valid:
-        reason = "judge replies unparseable: " + "; ".join(abstained)
-        return Verdict(False, 0.0, [CriterionVerdict("judge_replies", False, reason)], "llm")
-    note = f" (abstained: {'; '.join(abstained)})" if abstained else ""
-    criteria = []
-    for name in names:
-        votes = [j[name] for j in valid if name in j]
-        if not votes:
-            criteria.append(CriterionVerdict(name, False, "no repeat judged this criterion" + note))
-            continue
-        yes = sum(passed for passed, _ in votes)
-        passed = yes / len(votes) > threshold
-        why = next(reason for ok, reason in votes if ok == passed)
-        criteria.append(
-            CriterionVerdict(name, passed, f"{yes}/{len(votes)} repeats passed: {why}{note}")
-        )
-    return make_verdict(criteria, critical, "llm")
+    """Per-criterion vote over the repeats (``llm_judge.vote``); abstaining repeats are
+    recorded, never counted, and when all abstain the trajectory fails with their reasons."""
+    voted = llm_judge.vote(names, judgements, threshold)
+    if isinstance(voted, Abstain):
+        return Verdict(False, 0.0, [CriterionVerdict("judge_replies", False, voted.reason)], "llm")
+    return make_verdict(voted, critical, "llm")
 
 
 @register_judge("llm")
@@ -1086,33 +1026,27 @@ class LlmJudge:
         """One request per repeat, the criteria shuffled by a seed of the trajectory and repeat."""
         data = _json_trajectory(trajectory)
         ep = episode(data)
-        out = []
-        for repeat in range(self.config.repeats):
-            seed = f"{self.config.seed}:{ep.trajectory_id}:{repeat}"
-            order = random.Random(seed).sample(self.names, len(self.names))
-            out.append(
-                ChatRequest(
-                    role=ROLE,
-                    messages=judge_prompt(ep, order, self.config),
-                    response_format="json",
-                    seed=self.config.seed * 1000 + repeat,
-                    context={
-                        "trajectory": data,
-                        "criteria": order,
-                        "critical": sorted(self.critical),
-                    },
-                )
+        orders = llm_judge.shuffled_orders(
+            self.names, ep.trajectory_id, self.config.repeats, self.config.seed
+        )
+        return [
+            llm_judge.json_request(
+                ROLE,
+                SYSTEM_PROMPT,
+                judge_prompt(ep, order, self.config),
+                {"trajectory": data, "criteria": order, "critical": sorted(self.critical)},
+                seed=self.config.seed * 1000 + repeat,
             )
-        return out
+            for repeat, order in enumerate(orders)
+        ]
 
     def judge_many(self, trajectories: Iterable[Trajectory | Mapping[str, Any]]) -> list[Verdict]:
         batches = [self.requests(t) for t in trajectories]
-        replies = complete_many(self.backend, [r for batch in batches for r in batch])
+        replies = llm_judge.ask(self.backend, [r for batch in batches for r in batch])
         verdicts, at = [], 0
         for batch in batches:
-            judgements = [
-                parse_judgement(reply, self.names) for reply in replies[at : at + len(batch)]
-            ]
+            batch_replies = replies[at : at + len(batch)]
+            judgements = [llm_judge.verdicts_of(j, self.names) for j in batch_replies]
             verdicts.append(vote(self.names, judgements, self.critical, self.config.pass_threshold))
             at += len(batch)
         return verdicts
