@@ -37,6 +37,7 @@ ROLE_MODULES = {
     "safety_judge": "kimi_pipeline.gym.safety",
     "instruction_judge": "kimi_pipeline.gym.instructions",
     "faithfulness_judge": "kimi_pipeline.gym.faithfulness",
+    "open_prompt_writer": "kimi_pipeline.critic.open_prompts",
 }
 
 
