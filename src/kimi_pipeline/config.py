@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from kimi_pipeline.agents.evaluate import EvaluationConfig
 from kimi_pipeline.agents.synthesis import SynthesisConfig
+from kimi_pipeline.critic.run import CriticConfig
 from kimi_pipeline.curation.filtering import FilteringConfig
 from kimi_pipeline.errors import UserError
 from kimi_pipeline.gym.run import GymConfig
@@ -36,6 +37,7 @@ STAGE_CONFIGS: dict[str, type[BaseModel]] = {
     "sft": SftConfig,
     "sft_evaluation": EvaluationConfig,
     "gym": GymConfig,
+    "critic": CriticConfig,
 }
 
 _SECRET_KEY = re.compile(

@@ -6,7 +6,7 @@ run missing an input can say which stage (and command) produces it.
 
 from kedro.pipeline import Pipeline
 
-from kimi_pipeline.pipelines import filtering, gym, sft, synthesis, tool_repo
+from kimi_pipeline.pipelines import critic, filtering, gym, sft, synthesis, tool_repo
 
 # DAG order; each stage meets the next only through the catalog
 STAGES = {
@@ -15,6 +15,7 @@ STAGES = {
     "filtering": filtering.create_pipeline,
     "sft": sft.create_pipeline,
     "gym": gym.create_pipeline,
+    "critic": critic.create_pipeline,
 }
 
 
