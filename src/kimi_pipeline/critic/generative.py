@@ -62,6 +62,7 @@ from kimi_pipeline.critic.pairwise import Judgement, PairQuery
 from kimi_pipeline.critic.rubrics import RubricSet
 from kimi_pipeline.records import PreferencePair
 from kimi_pipeline.training import sft
+from kimi_pipeline.training.optim import merge_ds_config
 from kimi_pipeline.training.model_folder import METADATA_FILE, WEIGHT_FILES, ModelFolder
 
 log = logging.getLogger(__name__)
@@ -84,19 +85,9 @@ VALIDATION_SHARE = 0.1  # of the pairs, from MIN_PAIRS_FOR_VALIDATION pairs on
 MIN_PAIRS_FOR_VALIDATION = 10
 
 
-def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merged(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def sft_config(override: Mapping[str, Any] | None = None) -> sft.SftConfig:
     """``DEFAULT_SFT`` deep-merged with ``override`` (e.g. ``{"train": {"max_steps": 20}}``)."""
-    return sft.SftConfig.model_validate(_merged(DEFAULT_SFT, override or {}))
+    return sft.SftConfig.model_validate(merge_ds_config(DEFAULT_SFT, dict(override or {})))
 
 
 def system_message(rubrics: RubricSet, context: str) -> str:

@@ -20,14 +20,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
+import shutil
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kimi_pipeline.critic import bootstrap
+from kimi_pipeline.critic import bootstrap, report
 from kimi_pipeline.critic.model import Critic, CriticModelConfig, make_critic
 from kimi_pipeline.critic.open_prompts import OpenPromptsConfig
 from kimi_pipeline.critic.refine import heldout, measure, refine_critic, verifier_pairs
@@ -37,6 +40,8 @@ from kimi_pipeline.llm.base import BackendConfig, make_backend
 from kimi_pipeline.records import GymResult, OpenPrompt, PreferencePair
 from kimi_pipeline.rewards import RewardGroup, make_reward
 from kimi_pipeline.training.model_folder import ModelFolder
+
+RUNS_DIR = Path("data/06_models/critic_runs")  # fitted critics before the catalog copies them
 
 
 class CriticConfig(BaseModel):
@@ -142,7 +147,8 @@ def train(policy: ModelFolder, pairs: Sequence[PreferencePair], rubrics: RubricS
     counts = Counter(f"{p.source}/{p.split}" for p in pairs)
     return critic, {"steps": steps, "pairs": dict(sorted(counts.items())),
                     "heldout_verifier_pairs": len(verifier_heldout),
-                    "heldout_rule_pairs": len(rule_heldout)}
+                    "heldout_rule_pairs": len(rule_heldout),
+                    "sample": report.judged_sample(critic, pairs, config.sample_size)}
 
 
 def _measured(critic: Critic, pairs: Sequence[PreferencePair]) -> dict[str, Any]:
@@ -150,13 +156,24 @@ def _measured(critic: Critic, pairs: Sequence[PreferencePair]) -> dict[str, Any]
     switched off, so the figure is the learned critic's."""
     out = {"verifier": measure(critic, _sources(pairs, "heldout", "verifier")),
            "synthetic": measure(critic, _sources(pairs, "heldout", "synthetic"))}
-    enforce = getattr(critic, "config").enforce_rules
+    enforce = critic.config.enforce_rules
     critic.config.enforce_rules = False
     try:
         out["rule"] = measure(critic, _sources(pairs, "heldout", "rule"))
     finally:
         critic.config.enforce_rules = enforce
     return out
+
+
+def save_fitted(critic: Critic, pairs: Sequence[PreferencePair], config: CriticConfig,
+                root: str | Path = RUNS_DIR) -> ModelFolder:
+    """The critic as a model folder under ``root``, named by its pairs and configuration (the
+    catalog copies it into its versioned ``critic_model``)."""
+    digest = hashlib.sha256("\n".join(sorted(p.pair_id for p in pairs)).encode()
+                            + config.model_dump_json().encode()).hexdigest()[:16]
+    folder = Path(root) / digest
+    shutil.rmtree(folder, ignore_errors=True)
+    return critic.save(folder)
 
 
 def rank_candidates(critic: Critic, answers: Sequence[dict[str, Any]], rubrics: RubricSet,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -17,9 +14,6 @@ from kimi_pipeline.critic.rubrics import load_rubrics
 from kimi_pipeline.records import GymResult, GymTask, OpenPrompt, PreferencePair, from_frame, \
     to_frame
 from kimi_pipeline.training.model_folder import ModelFolder
-
-RUNS_DIR = Path("data/06_models/critic_runs")  # fitted critics before the catalog copies them
-
 
 def _config(params: dict[str, Any]) -> run.CriticConfig:
     return run.CriticConfig.model_validate(params)
@@ -58,12 +52,7 @@ def train_critic(sft_model: ModelFolder, critic_pairs: pl.DataFrame, params: dic
     config = _config(params)
     pairs, _ = from_frame(critic_pairs, PreferencePair, stage="critic")
     critic, training = run.train(sft_model, pairs, load_rubrics(config.rubrics_file), config)
-    training["sample"] = report.judged_sample(critic, pairs, config.sample_size)
-    digest = hashlib.sha256(critic_pairs.write_json().encode()
-                            + config.model_dump_json().encode()).hexdigest()[:16]
-    folder = RUNS_DIR / digest
-    shutil.rmtree(folder, ignore_errors=True)
-    return critic.save(folder), training
+    return run.save_fitted(critic, pairs, config), training
 
 
 def rank_open_answers(critic_model: ModelFolder, open_prompt_answers: pl.DataFrame,
