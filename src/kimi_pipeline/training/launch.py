@@ -81,9 +81,11 @@ def worker_env(engine: EngineConfig, cuda: bool) -> dict[str, str]:
     return env
 
 
-def command(spec_path: Path, engine: EngineConfig, port: int) -> list[str]:
-    """The worker command: the module directly for one process, else the DeepSpeed launcher."""
-    entry = ["-m", "kimi_pipeline.training.launch", str(spec_path)]
+def command(spec_path: Path, engine: EngineConfig, port: int,
+            module: str = "kimi_pipeline.training.launch") -> list[str]:
+    """The worker command: ``module`` (its ``main(spec)`` is the worker) directly for one
+    process, else under the DeepSpeed launcher."""
+    entry = ["-m", module, str(spec_path)]
     if engine.world_size == 1:
         return [sys.executable, *entry]
     launcher = [sys.executable, "-m", "deepspeed.launcher.runner",
@@ -94,8 +96,10 @@ def command(spec_path: Path, engine: EngineConfig, port: int) -> list[str]:
     return [*launcher, "--module", *entry[1:]]
 
 
-def launch(spec: RunSpec, engine: EngineConfig, log_name: str = "train.log") -> dict[str, Any]:
-    """Start the workers on ``spec``, wait, and return ``result.json`` (raises on failure)."""
+def launch(spec: BaseModel, engine: EngineConfig, log_name: str = "train.log",
+           module: str = "kimi_pipeline.training.launch") -> dict[str, Any]:
+    """Start the workers of ``module`` on ``spec`` (a spec with a ``run_dir``: SFT's
+    ``RunSpec``, RL's ``RLSpec``), wait, and return ``result.json`` (raises on failure)."""
     import torch
 
     run_dir = Path(spec.run_dir)
@@ -112,7 +116,7 @@ def launch(spec: RunSpec, engine: EngineConfig, log_name: str = "train.log") -> 
     with log_path.open("a") as log:
         # the progress bar (stderr) stays on the terminal; everything else also goes to the log
         # supervised: the workers (the launcher's too) die with this process, even on SIGKILL
-        proc = subprocess.Popen(supervised(command(spec_path, engine, port)), env=env,
+        proc = subprocess.Popen(supervised(command(spec_path, engine, port, module)), env=env,
                                 stdout=subprocess.PIPE, stderr=None, text=True)
         for line in proc.stdout:
             log.write(line)

@@ -216,8 +216,9 @@ def peak_memory_mb(device: torch.device) -> float:
 class MetricsSink:
     """Rank 0 writes every metric row to ``metrics.jsonl`` and, if configured, MLflow."""
 
-    def __init__(self, path: Path, mlflow_run: dict[str, str] | None) -> None:
-        self.path, self.client, self.run_id = path, None, None
+    def __init__(self, path: Path, mlflow_run: dict[str, str] | None,
+                 prefix: str = "train") -> None:
+        self.path, self.client, self.run_id, self.prefix = path, None, None, prefix
         if mlflow_run and _rank() == 0:
             from mlflow.tracking import MlflowClient
 
@@ -233,7 +234,7 @@ class MetricsSink:
             from mlflow.entities import Metric
 
             now = int(time.time() * 1000)
-            batch = [Metric(f"train.{k}", float(v), now, step) for k, v in metrics.items()
+            batch = [Metric(f"{self.prefix}.{k}", float(v), now, step) for k, v in metrics.items()
                      if isinstance(v, (int, float)) and math.isfinite(v)]
             self.client.log_batch(self.run_id, metrics=batch)
 
@@ -265,9 +266,39 @@ def freeze_below(model: torch.nn.Module, trainable_layers: int | None) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def autocast_dtype(config: TrainConfig, device: torch.device | str) -> torch.dtype:
+def autocast_dtype(config: Any, device: torch.device | str) -> torch.dtype:
     """The forward pass's matmul dtype for ``config.autocast`` on ``device``."""
     return precision.resolve("float32" if config.autocast == "none" else config.autocast, device)
+
+
+def autocast_context(choice: str, device: torch.device):
+    """``torch.autocast`` to the dtype ``choice`` ('auto', 'none', 'bf16') resolves to on
+    ``device``; nothing when that is fp32."""
+    dtype = precision.resolve("float32" if choice == "none" else choice, device)
+    return torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
+
+
+def save_resumable(engine: Any, folder: Path, tag: str, client: dict[str, Any], keep: int) -> None:
+    """A DeepSpeed checkpoint ``tag`` with ``client`` state plus every rank's RNG states; only
+    the newest ``keep`` tags of the folder stay on disk."""
+    states = [None] * _world()
+    if _world() > 1:
+        dist.all_gather_object(states, _rng_state())
+    else:
+        states = [_rng_state()]
+    engine.save_checkpoint(str(folder), tag=tag, client_state={**client, "rng": states})
+    if _rank() == 0:
+        prefix = tag.rstrip("0123456789")
+        tags = sorted(p for p in folder.glob(f"{prefix}*") if p.is_dir())
+        for old in tags[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    if _world() > 1:
+        dist.barrier()
+
+
+def restore_rng(client: dict[str, Any]) -> None:
+    """This rank's RNG states from a checkpoint's client state (``save_resumable``)."""
+    _set_rng_state(client["rng"][_rank()])
 
 class Trainer:
     """Steps a DeepSpeed engine over packed rows; owns eval, metrics and checkpoints."""
@@ -293,23 +324,12 @@ class Trainer:
             return False
         _, client = self.engine.load_checkpoint(str(self.checkpoints))
         self.step = int(client["step"])
-        _set_rng_state(client["rng"][_rank()])
+        restore_rng(client)
         return True
 
     def save_checkpoint(self) -> None:
-        states = [None] * _world()
-        if _world() > 1:
-            dist.all_gather_object(states, _rng_state())
-        else:
-            states = [_rng_state()]
-        self.engine.save_checkpoint(str(self.checkpoints), tag=f"step{self.step:07d}",
-                                    client_state={"step": self.step, "rng": states})
-        if _rank() == 0:
-            tags = sorted(p for p in self.checkpoints.glob("step*") if p.is_dir())
-            for old in tags[: -self.config.keep_checkpoints]:
-                shutil.rmtree(old, ignore_errors=True)
-        if _world() > 1:
-            dist.barrier()
+        save_resumable(self.engine, self.checkpoints, f"step{self.step:07d}",
+                       {"step": self.step}, self.config.keep_checkpoints)
 
     # ------------------------------------------------------------------ steps
     def _batch(self, rows: list[int], source: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -318,10 +338,7 @@ class Trainer:
                 for k in ("input_ids", "labels", "position_ids")}
 
     def _autocast(self):
-        dtype = autocast_dtype(self.config, self.device)
-        if dtype != torch.float32:
-            return torch.autocast(self.device.type, dtype=dtype)
-        return nullcontext()
+        return autocast_context(self.config.autocast, self.device)
 
     def _record(self) -> bool:
         every = self.config.max_logit_every

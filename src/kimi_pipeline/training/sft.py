@@ -113,7 +113,9 @@ def _packed(frame: pl.DataFrame, tokenizer, config: SftConfig) -> tuple[dict, di
     return {k: tensors[k].to(torch.int32) for k in ("input_ids", "labels", "position_ids")}, summary
 
 
-def _digest(*parts: Any) -> str:
+def digest(*parts: Any) -> str:
+    """16 hex characters of a SHA-256 over tensors (their bytes) and JSON-able parts: the
+    fingerprint naming a run folder."""
     sha = hashlib.sha256()
     for part in parts:
         if isinstance(part, torch.Tensor):
@@ -140,8 +142,8 @@ def prepare_run(sft_dataset: pl.DataFrame, base_model: ModelFolder, config: SftC
         raise ValueError(f"no training example of sft_dataset has an assistant token within "
                          f"train.seq_len={config.train.seq_len}; raise it")
     deepspeed = load_deepspeed_config(config.engine, root)
-    fingerprint = _digest(
-        train_rows["input_ids"], train_rows["labels"], _identity(base_model),
+    fingerprint = digest(
+        train_rows["input_ids"], train_rows["labels"], weights_identity(base_model),
         config.model_dump(exclude={"progress", "resume", "runs_dir"}, mode="json"), deepspeed,
         config.engine.world_size,
     )
@@ -168,14 +170,14 @@ def prepare_run(sft_dataset: pl.DataFrame, base_model: ModelFolder, config: SftC
     return PreparedRun(spec=spec, run_dir=run_dir, initial=initial, packing=stats)
 
 
-def _identity(base_model: ModelFolder) -> str:
-    """What identifies the initial weights: their content digest when the folder records one
-    (``base_model.py`` does), else the folder's config and weight file sizes."""
-    digest = base_model.metadata().get("weights_digest")
-    if digest:
-        return digest
-    files = sorted(p for p in base_model.path.iterdir() if p.is_file())
-    return _digest([(p.name, p.stat().st_size) for p in files])
+def weights_identity(folder: ModelFolder) -> str:
+    """What identifies a model folder's weights: their content digest when the folder records
+    one (``base_model.py`` does), else the folder's file names and sizes."""
+    recorded = folder.metadata().get("weights_digest")
+    if recorded:
+        return recorded
+    files = sorted(p for p in folder.path.iterdir() if p.is_file())
+    return digest([(p.name, p.stat().st_size) for p in files])
 
 
 def train(prepared: PreparedRun, config: SftConfig) -> dict[str, Any]:
