@@ -45,7 +45,7 @@ def test_unknown_environment_names_it_and_lists_the_known_ones(project):
 def test_unknown_pipeline_lists_the_valid_names(project):
     out = kedro(project, "--pipeline=nope", "--env=test")
     assert_one_line_error(out, "unknown pipeline 'nope'; pipelines: "
-                               "__default__, critic, filtering, gym, sft, synthesis, tool_repo")
+                               "__default__, critic, filtering, gym, rl, sft, synthesis, tool_repo")
 
 
 def test_every_bad_parameter_in_one_line(project):

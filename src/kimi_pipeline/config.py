@@ -24,6 +24,7 @@ from kimi_pipeline.critic.run import CriticConfig
 from kimi_pipeline.curation.filtering import FilteringConfig
 from kimi_pipeline.errors import UserError
 from kimi_pipeline.gym.run import GymConfig
+from kimi_pipeline.rl.config import RLConfig
 from kimi_pipeline.tools.config import ToolRepoConfig
 from kimi_pipeline.training.base_model import BaseModelConfig
 from kimi_pipeline.training.sft import SftConfig
@@ -38,6 +39,7 @@ STAGE_CONFIGS: dict[str, type[BaseModel]] = {
     "sft_evaluation": EvaluationConfig,
     "gym": GymConfig,
     "critic": CriticConfig,
+    "rl": RLConfig,
 }
 
 _SECRET_KEY = re.compile(

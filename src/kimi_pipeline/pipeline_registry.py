@@ -6,7 +6,7 @@ run missing an input can say which stage (and command) produces it.
 
 from kedro.pipeline import Pipeline
 
-from kimi_pipeline.pipelines import critic, filtering, gym, sft, synthesis, tool_repo
+from kimi_pipeline.pipelines import critic, filtering, gym, rl, sft, synthesis, tool_repo
 
 # DAG order; each stage meets the next only through the catalog
 STAGES = {
@@ -16,6 +16,7 @@ STAGES = {
     "sft": sft.create_pipeline,
     "gym": gym.create_pipeline,
     "critic": critic.create_pipeline,
+    "rl": rl.create_pipeline,
 }
 
 

@@ -127,9 +127,11 @@ def make_critic(policy: ModelFolder, config: CriticModelConfig, rubrics: RubricS
     return _factory(config.kind)(policy, config, rubrics, {"sft": config.sft})
 
 
-def load_critic(folder: ModelFolder, rubrics: RubricSet) -> Critic:
-    """The critic saved in ``folder`` (its ``kimi_metadata.json`` names the kind and state)."""
-    state = folder.metadata().get("critic")
+def load_critic(folder: ModelFolder, rubrics: RubricSet,
+                state: dict[str, Any] | None = None) -> Critic:
+    """The critic saved in ``folder`` (its ``kimi_metadata.json`` names the kind and state), or
+    the one described by ``state`` (``Critic.state()``, e.g. refreshed during RL) on its weights."""
+    state = state or folder.metadata().get("critic")
     if not state:
         raise ValueError(f"{folder.path} holds no critic (kimi_metadata.json has no 'critic')")
     config = CriticModelConfig.model_validate(state["config"])

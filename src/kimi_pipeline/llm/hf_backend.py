@@ -42,7 +42,9 @@ own chat template, its own end-of-turn tokens.
   (counted in ``stats.context_overflows``).
 - **Replies**: tool calls parsed by ``llm.tool_parsing`` (format from ``tool_format``, 'auto'
   = detected from the chat template); ``meta`` holds the raw text, parse errors, finish reason
-  ('stop' / 'length') and the batch size. Nothing about the model's text ever raises.
+  ('stop' / 'length'), the batch size, and the tokens: ``prompt_ids``, the sampled
+  ``token_ids`` (stop token included) and their ``logprobs`` (empty for 'hf_generate'), which
+  RL rollouts record (``rl.episodes``). Nothing about the model's text ever raises.
 
 ``generate`` is the synchronous batch API of the gym: k samples for each of many prompts, as
 texts; ``generate_samples`` returns the same as ``Generation`` objects with their token ids and
@@ -423,7 +425,9 @@ class HFBackend:
             backend=self.name,
             meta={"raw_text": generation.text, "parse_errors": parsed.errors,
                   "finish_reason": "stop" if generation.stopped else "length",
-                  "batch_size": batch_size, "tool_format": self.tool_format},
+                  "batch_size": batch_size, "tool_format": self.tool_format,
+                  "prompt_ids": list(prompt), "token_ids": list(generation.token_ids),
+                  "logprobs": list(generation.logprobs)},
         )
 
     def _failure(self, message: str, start: float, prompt_tokens: int = 0) -> ChatResponse:

@@ -1,0 +1,86 @@
+"""Thin nodes of the rl stage: catalog data in, ``kimi_pipeline.rl`` call, catalog data out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import mlflow
+import polars as pl
+from tqdm.auto import tqdm
+
+from kimi_pipeline.records import GymTask, OpenPrompt, PreferencePair, from_frame, to_frame
+from kimi_pipeline.rl import report, run
+from kimi_pipeline.rl.config import RLConfig
+from kimi_pipeline.rl.prompts import PromptPool, RLPrompt, build_pool
+from kimi_pipeline.training.model_folder import ModelFolder
+
+
+def _config(params: dict[str, Any]) -> RLConfig:
+    return RLConfig.model_validate(params)
+
+
+def _mlflow_run() -> dict[str, str] | None:
+    active = mlflow.active_run()
+    return {"tracking_uri": mlflow.get_tracking_uri(), "run_id": active.info.run_id} \
+        if active else None
+
+
+def build_rl_pool(rl_prompts: pl.DataFrame, gym_tasks: pl.DataFrame, gym_scores: pl.DataFrame,
+                  open_prompts: pl.DataFrame, tasks: pl.DataFrame, agents: pl.DataFrame,
+                  tool_repository: pl.DataFrame, sft_dataset: pl.DataFrame,
+                  params: dict[str, Any]):
+    config = _config(params)
+    items = run.tool_work_items(tasks, agents, tool_repository, sft_dataset,
+                                config.pool.tool_tasks, config.pool.seed)
+    rates = dict(zip(rl_prompts["task_id"], rl_prompts["pass_rate"], strict=True)) \
+        if "pass_rate" in rl_prompts.columns else {}
+    band, _ = from_frame(rl_prompts.drop("pass_rate", strict=False), GymTask, stage="rl")
+    known, _ = from_frame(gym_tasks, GymTask, stage="rl")
+    opens, _ = from_frame(open_prompts, OpenPrompt, stage="rl")
+    pool = build_pool(band, rates, known, gym_scores, opens, config.pool, items)
+    rows = [{**p.as_dict(), "messages": json.dumps(p.messages), "item": json.dumps(p.item)}
+            for p in pool.train]
+    return pl.DataFrame(rows), to_frame(pool.heldout, GymTask), pool.stats
+
+
+def _prompts(rl_pool: pl.DataFrame) -> list[RLPrompt]:
+    return [RLPrompt.from_dict({**row, "messages": json.loads(row["messages"]),
+                                "item": json.loads(row["item"])})
+            for row in rl_pool.iter_rows(named=True)]
+
+
+def train_rl(sft_model: ModelFolder, critic_model: ModelFolder, critic_pairs: pl.DataFrame,
+             rl_pool: pl.DataFrame, sft_dataset: pl.DataFrame, params: dict[str, Any]
+             ) -> tuple[ModelFolder, dict]:
+    config = _config(params)
+    pool = PromptPool(_prompts(rl_pool), [])
+    pairs, _ = from_frame(critic_pairs, PreferencePair, stage="rl")
+    spec = run.prepare_run(sft_model, pool, sft_dataset, critic_model, config,
+                           mlflow_run=_mlflow_run(), critic_pairs=pairs)
+    result = run.train(spec)
+    if mlflow.active_run() and not result["reused"]:
+        mlflow.log_params(result.get("optimizer") or {})
+    training = {"result": {k: v for k, v in result.items() if k != "metrics"},
+                "metrics": result["metrics"], "samples": run.read_samples(spec.run_dir)}
+    return ModelFolder(result["final_model"]), training
+
+
+def evaluate_rl(sft_model: ModelFolder, rl_model: ModelFolder, rl_heldout_tasks: pl.DataFrame,
+                params: dict[str, Any]) -> pl.DataFrame:
+    config = _config(params)
+    tasks, _ = from_frame(rl_heldout_tasks, GymTask, stage="rl")
+    with tqdm(total=2 * len(tasks), desc="rl: held-out tasks", unit="task") as bar:
+        return run.evaluate({"sft_model": str(sft_model.path), "rl_model": str(rl_model.path)},
+                            tasks, config, bar.update)
+
+
+def report_rl(rl_training: dict[str, Any], rl_heldout_rollouts: pl.DataFrame,
+              rl_heldout_tasks: pl.DataFrame, rl_pool_stats: dict[str, Any]):
+    tasks, _ = from_frame(rl_heldout_tasks, GymTask, stage="rl")
+    table = run.before_after(rl_heldout_rollouts, tasks)
+    summary = report.summarise(rl_training, table, rl_pool_stats)
+    samples = rl_training["samples"] or [{"iteration": 0, "prompt_id": "", "response": ""}]
+    return (summary, report.metrics(summary), report.curves_plot(rl_training["metrics"]),
+            report.heldout_plot(table),
+            pl.DataFrame([{**s, "shaped": json.dumps(s.get("shaped"))} for s in samples]))

@@ -1,0 +1,697 @@
+"""The RL worker: sample → reward → update, iteration after iteration, resumable after kill -9.
+
+Runs inside each training process (``python -m kimi_pipeline.rl.loop SPEC``, started by
+``training.launch`` like SFT's workers). One iteration:
+
+1. **draw** prompts (``PromptSampler``: curriculum + priority ∝ 1 − success rate);
+2. **sample** K responses per prompt from the model being trained, through the ``hf`` backend
+   serving it in memory (KV-cached, batched; token ids and log-probs recorded), at the
+   scheduled temperature, each cut at its task type's token budget;
+3. **reward** through the reward protocol (``rewards.py``): gym verifiers, the critic's win
+   rates among a prompt's K answers, rubric judges; weighted per source; budget penalties and
+   the K1.5 length reward on top (``budget.py``);
+4. **update**: the objective (``training/objectives.py``: k1.5 by default) on the
+   ``RolloutBatch``, split into micro-batches, plus the PTX next-token loss on SFT rows, on the
+   DeepSpeed engine of ``training/`` (ZeRO stage, optimizer and precision as SFT's);
+5. **log** reward per source and domain, the sampler/trainer log-prob gap, entropy, lengths,
+   truncation, time split — to ``metrics.jsonl`` and MLflow; a few completions to
+   ``samples.jsonl``; every ``critic.refresh_every`` iterations the critic is refined on the
+   iteration's verifiable rollouts and its agreement logged;
+6. **checkpoint** (model, optimizer, client state: iteration, RNG, prompt success rates, the
+   critic's heads). A restarted worker resumes from the newest checkpoint; since every draw and
+   every sample is seeded by (seed, iteration), the resumed run is the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from pydantic import BaseModel, ConfigDict, Field
+
+from kimi_pipeline.rl.budget import shape_rewards
+from kimi_pipeline.rl.config import RLConfig
+from kimi_pipeline.rl.episodes import Segment
+from kimi_pipeline.rl.prompts import PromptSampler, RLPrompt
+from kimi_pipeline.training.objectives import (
+    RolloutBatch, StepScale, make_objective, pad_rows,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RLSpec(BaseModel):
+    """Everything an RL worker needs, written by the node as ``spec.json``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_dir: str = Field(description="Folder of this run: checkpoints, metrics, final model.")
+    initial_model: str = Field(description="save_pretrained folder of the policy to train.")
+    prompts: str = Field(description="JSONL of RLPrompt rows (the train pool).")
+    ptx_data: str | None = Field(None, description="torch.save of PTX rows (input_ids, mask).")
+    critic_model: str | None = Field(None, description="critic_model folder (critic rewards).")
+    critic_pairs: str | None = Field(
+        None, description="JSONL of the critic stage's train pairs, kept in every refresh fit.")
+    rubrics_file: str | None = Field(None, description="Critic rubrics YAML.")
+    config: RLConfig
+    deepspeed: dict[str, Any] = Field(description="DeepSpeed JSON config before our keys.")
+    mlflow_run: dict[str, str] | None = Field(None, description="Live metrics target.")
+
+
+# ----------------------------------------------------------------------------- rollouts
+
+
+@dataclass
+class Sampled:
+    """One sample of a prompt (a response, or a whole tool episode) with what the update and
+    the logs need: its token segments (prompt + response; an episode's turns with tool results
+    and user turns masked), the text or trajectory its reward source scores, its rewards."""
+
+    prompt: RLPrompt
+    group: int  # index of the prompt in this iteration
+    segments: list[Segment]
+    text: str  # the response (an episode: its last agent message)
+    truncated: bool  # a response (or an agent turn) cut at its token budget
+    candidate: Any = None  # what the reward source scores (default: the text)
+    score: float = 0.0  # the source's reward in [0, 1] (a verifier: 1 correct)
+    reward: float = 0.0  # score × the source's weight (before budget shaping)
+    reason: str = ""
+    shaped: dict[str, float] | None = None
+
+    @property
+    def policy_tokens(self) -> int:
+        return sum(sum(seg.loss_mask) for seg in self.segments)
+
+
+def single_turn(prompt: RLPrompt, group: int, prompt_ids: list[int], generation: Any,
+                limit: int) -> Sampled:
+    """A sampled response as one segment: the prompt (mask 0), then the response (mask 1)."""
+    ids = list(generation.token_ids)
+    segment = Segment(prompt_ids + ids, [False] * len(prompt_ids) + [True] * len(ids),
+                      [0.0] * len(prompt_ids) + list(generation.logprobs))
+    return Sampled(prompt, group, [segment], generation.text,
+                   truncated=not generation.stopped and generation.tokens >= limit)
+
+
+def _iteration_seed(seed: int, iteration: int) -> int:
+    import hashlib
+
+    digest = hashlib.sha256(f"rl-sample:{seed}:{iteration}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def sample_responses(backend: Any, prompts: list[RLPrompt], config: RLConfig, iteration: int,
+                     temperature: float) -> list[Sampled]:
+    """K samples of every prompt, each cut at its task type's budget, decoded together.
+
+    One batch (per ``max_batch_size`` rows) whatever the mix of task types: a decode step
+    reads every weight once for all its rows, so rows of short and long budgets share steps
+    (each row stops at its own budget or stop token)."""
+    k = config.train.samples
+    encoded = [backend.encode(p.messages) for p in prompts]
+    room = [backend.context_length - len(ids) for ids in encoded]
+    limits = [max(0, min(config.budget.budget(p.task_type), r)) for p, r in zip(prompts, room)]
+    per_batch = max(1, backend.config.max_batch_size // k)
+    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+    out: list[Sampled] = []
+    for c, at in enumerate(range(0, len(order), per_batch)):
+        chunk = order[at:at + per_batch]
+        rows = backend.run_batch([encoded[i] for i in chunk], [limits[i] for i in chunk],
+                                 temperature, _iteration_seed(config.train.seed, iteration) + c, k)
+        for j, i in enumerate(chunk):
+            out += [single_turn(prompts[i], i, encoded[i], g, limits[i])
+                    for g in rows[j * k:(j + 1) * k]]
+    return sorted(out, key=lambda s: s.group)
+
+
+def play_episodes(backend: Any, prompts: list[RLPrompt], groups: list[int], config: RLConfig,
+                  iteration: int, temperature: float) -> list[Sampled]:
+    """K episodes of every tool task (``rl/episodes.py``), the offline user simulator as the
+    user; each episode's segments keep only the policy's own tokens trained."""
+    from kimi_pipeline.envs.rollout import WorkItem
+    from kimi_pipeline.llm.base import make_backend
+    from kimi_pipeline.records import Agent, Task, ToolSpec
+    from kimi_pipeline.rl.episodes import play_tool_episodes
+
+    if not prompts:
+        return []
+    items = [WorkItem(agent=Agent.model_validate(p.item["agent"]),
+                      task=Task.model_validate(p.item["task"]),
+                      tools=[ToolSpec.model_validate(t) for t in p.item["tools"]],
+                      persona=p.item["persona"], seed=p.item["seed"]) for p in prompts]
+    budget = config.budget.budget("tool")
+    rollouts = play_tool_episodes(
+        items, backend, make_backend(config.episodes.user_backend), config.train.samples,
+        temperature, budget, config.episodes.episode, config.episodes.episodes_in_flight,
+        _iteration_seed(config.train.seed, iteration))
+    k = config.train.samples
+    return [Sampled(prompts[n // k], groups[n // k], r.segments, _last_reply(r.trajectory),
+                    truncated=any(len(t.token_ids) >= budget for t in r.turns),
+                    candidate=r.trajectory)
+            for n, r in enumerate(rollouts)]
+
+
+def _last_reply(trajectory: Any) -> str:
+    replies = [m.content for m in trajectory.messages if m.role == "assistant" and m.content]
+    return replies[-1] if replies else ""
+
+
+def to_batch(samples: list[Sampled], pad_id: int) -> RolloutBatch:
+    """One row per segment, with its sample's reward and group; only policy tokens trained."""
+    rows = [(seg, s) for s in samples for seg in s.segments]
+    return RolloutBatch(
+        input_ids=pad_rows([seg.token_ids for seg, _ in rows], pad_id, torch.long),
+        loss_mask=pad_rows([seg.loss_mask for seg, _ in rows], False, torch.bool),
+        sampler_logprobs=pad_rows([seg.old_logprobs for seg, _ in rows], 0.0, torch.float32),
+        rewards=torch.tensor([s.shaped["total"] for _, s in rows], dtype=torch.float32),
+        group_ids=torch.tensor([s.group for _, s in rows], dtype=torch.long),
+    )
+
+
+# ----------------------------------------------------------------------------- rewards
+
+
+class RewardRouter:
+    """Scores samples through the reward source of their prompt, weighted per source."""
+
+    def __init__(self, config: RLConfig, critic: Any = None, rubric_names: list[str] = ()):
+        from kimi_pipeline.gym.registry import get_domain
+        from kimi_pipeline.rewards import make_reward
+
+        domains = {}
+        for name, backend in config.rewards.judges.items():
+            from kimi_pipeline.llm.base import make_backend
+
+            domains[name] = get_domain(name).with_judge(make_backend(backend))
+        self.sources: dict[str, Any] = {
+            "verifier": make_reward("verifier", domains=domains,
+                                    max_workers=config.rewards.verify_workers)}
+        if critic is not None:
+            self.sources["critic"] = make_reward("critic", judge=critic, rubrics=rubric_names,
+                                                 method=config.critic.method,
+                                                 margin=config.critic.margin)
+        self.sources["rubric"] = make_reward("rubric", judge=config.episodes.judge)
+        self.weights = config.rewards.weights
+
+    def set_critic(self, critic: Any) -> None:
+        if "critic" in self.sources:
+            self.sources["critic"].judge = critic
+
+    def score(self, samples: list[Sampled]) -> None:
+        """Fill ``reward`` and ``reason`` of every sample (weighted by its source)."""
+        from kimi_pipeline.records import GymTask
+        from kimi_pipeline.rewards import RewardGroup
+
+        groups: dict[int, list[Sampled]] = defaultdict(list)
+        for s in samples:
+            groups[s.group].append(s)
+        by_source: dict[str, list[list[Sampled]]] = defaultdict(list)
+        for members in groups.values():
+            by_source[members[0].prompt.source].append(members)
+        for source, grouped in by_source.items():
+            reward = self.sources.get(source)
+            if reward is None:
+                for s in (s for g in grouped for s in g):
+                    s.reward, s.reason = 0.0, f"no reward source {source!r} in this run"
+                continue
+            requests = []
+            for members in grouped:
+                prompt = members[0].prompt
+                item = GymTask.model_validate(prompt.item) if source == "verifier" else prompt.item
+                requests.append(RewardGroup(
+                    prompt=prompt.messages[-1]["content"] if prompt.messages else "",
+                    candidates=[s.text if s.candidate is None else s.candidate for s in members],
+                    item=item, context=prompt.context))
+            weight = self.weights.get(source, 1.0)
+            for members, results in zip(grouped, reward.score(requests), strict=True):
+                for s, r in zip(members, results, strict=True):
+                    s.score, s.reward, s.reason = r.score, weight * r.score, r.reason
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def _world() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def reset_optimizer_state(engine: Any) -> None:
+    """Forget the optimizer's moments (k1.5 starts every iteration afresh); the innermost
+    torch optimizer re-creates them lazily at the next step."""
+    optimizer = engine.optimizer  # DeepSpeed's ZeRO / bf16 wrappers hold the torch one
+    while not isinstance(optimizer, torch.optim.Optimizer) and hasattr(optimizer, "optimizer"):
+        optimizer = optimizer.optimizer
+    if isinstance(optimizer, torch.optim.Optimizer):
+        optimizer.state.clear()
+
+
+class PolicyTrainer:
+    """Owns the engine, the sampler backend, the reward router and the iteration state."""
+
+    def __init__(self, engine, lr_scheduler, spec: RLSpec, tokenizer, prompts: list[RLPrompt],
+                 ptx: dict[str, torch.Tensor] | None, router: RewardRouter, critic: Any,
+                 sink: Any, flops_per_token: float, peak_flops: float):
+        from kimi_pipeline.llm.hf_backend import HFBackend
+
+        self.engine, self.lr_scheduler, self.spec = engine, lr_scheduler, spec
+        self.config = spec.config
+        self.tokenizer, self.router, self.critic, self.sink = tokenizer, router, critic, sink
+        self.ptx = ptx
+        self.flops_per_token, self.peak_flops = flops_per_token, peak_flops
+        self.objective = make_objective(self.config.objective)
+        self.ptx_objective = make_objective({"name": "sft"})
+        self.sampler = PromptSampler(prompts, self.config.sampler, self.config.train.seed)
+        self.backend = HFBackend(self.config.rollout.model_copy(update={"kind": "hf"}),
+                                 model=engine.module, tokenizer=tokenizer)
+        self.critic_pairs = read_pairs(spec.critic_pairs) if spec.critic_pairs else []
+        self.rollout_pairs: list[Any] = []  # verifier pairs of this run's rollouts
+        self.iteration = 0
+        self.run_dir = Path(spec.run_dir)
+        self.checkpoints = self.run_dir / "checkpoints"
+        self.pad_id = self.backend.pad_id
+
+    # ------------------------------------------------------------------ checkpoints
+    def resume(self) -> bool:
+        from kimi_pipeline.training.loop import restore_rng
+
+        if not (self.checkpoints / "latest").exists():
+            return False
+        _, client = self.engine.load_checkpoint(str(self.checkpoints))
+        self.iteration = int(client["iteration"])
+        restore_rng(client)
+        self.sampler = PromptSampler(self.sampler.prompts, self.config.sampler,
+                                     self.config.train.seed, client["sampler"])
+        if client.get("critic") and self.critic is not None:
+            self.critic = _restore_critic(self.critic, client["critic"])
+            self.router.set_critic(self.critic)
+        return True
+
+    def save_checkpoint(self) -> None:
+        from kimi_pipeline.training.loop import save_resumable
+
+        client = {"iteration": self.iteration, "sampler": self.sampler.state(),
+                  "critic": self.critic.state() if self.critic is not None else None}
+        save_resumable(self.engine, self.checkpoints, f"iter{self.iteration:05d}", client,
+                       self.config.train.keep_checkpoints)
+
+    # ------------------------------------------------------------------ one iteration
+    def _autocast(self):
+        from kimi_pipeline.training.loop import autocast_context
+
+        return autocast_context(self.config.train.autocast, self.engine.device)
+
+    def _my_prompts(self, prompts: list[RLPrompt]) -> list[RLPrompt]:
+        return prompts[_rank()::_world()]
+
+    def iterate(self) -> dict[str, Any]:
+        """One iteration; returns its metrics (and keeps its samples for the log)."""
+        it = self.iteration
+        temperature = self.config.temperature.at(it)
+        prompts = self._my_prompts(self.sampler.draw(it))
+        tick = time.perf_counter()
+        self.engine.module.eval()
+        single = [i for i, p in enumerate(prompts) if p.source != "rubric"]
+        tools = [i for i, p in enumerate(prompts) if p.source == "rubric"]
+        samples = sample_responses(self.backend, [prompts[i] for i in single], self.config, it,
+                                   temperature)
+        for s in samples:
+            s.group = single[s.group]
+        samples += play_episodes(self.backend, [prompts[i] for i in tools], tools, self.config,
+                                 it, temperature)
+        samples.sort(key=lambda s: s.group)
+        rollout_s = time.perf_counter() - tick
+        tick = time.perf_counter()
+        self.router.score(samples)
+        groups: dict[int, list[Sampled]] = defaultdict(list)
+        for s in samples:
+            groups[s.group].append(s)
+        shaped = shape_rewards([[(s.reward, s.policy_tokens, s.truncated) for s in g]
+                                for g in groups.values()], self.config.budget, it)
+        for g, parts in zip(groups.values(), shaped, strict=True):
+            for s, part in zip(g, parts, strict=True):
+                s.shaped = part
+        reward_s = time.perf_counter() - tick
+        self.sampler.update({g[0].prompt.prompt_id: sum(s.score for s in g) / len(g)
+                             for g in groups.values()})
+        tick = time.perf_counter()
+        train = self.update(to_batch(samples, self.pad_id), it)
+        train_s = time.perf_counter() - tick
+        self.iteration += 1
+        metrics = {**summarise_samples(samples), **train, "temperature": temperature,
+                   "rollout_s": rollout_s, "reward_s": reward_s, "train_s": train_s,
+                   "lr": self.lr_scheduler.get_last_lr()[0] if self.lr_scheduler else 0.0}
+        if self.critic is not None and self.config.critic.refresh_every and \
+                self.iteration % self.config.critic.refresh_every == 0:
+            metrics.update(self.refresh_critic(samples))
+        self.samples = samples
+        return metrics
+
+    def update(self, batch: RolloutBatch, iteration: int) -> dict[str, float]:
+        """``updates_per_iteration`` optimizer steps over the batch (micro-batched) + PTX."""
+        cfg = self.config.train
+        batch = self.objective.prepare(batch)
+        if cfg.old_logprobs == "sampler":
+            batch.old_logprobs = batch.sampler_logprobs
+        elif cfg.updates_per_iteration > 1:
+            batch.old_logprobs = self._logprobs(batch)
+        if cfg.reset_optimizer:
+            reset_optimizer_state(self.engine)
+        self.engine.train()
+        totals: dict[str, float] = defaultdict(float)
+        shares = [by_length(share) for share in batch.split(cfg.updates_per_iteration)]
+        for u, share in enumerate(shares):
+            scale = StepScale(sequences=max(len(share), 1),
+                              tokens=float(share.loss_mask.sum().clamp(min=1)))
+            ptx_parts = self._ptx_rows(iteration * cfg.updates_per_iteration + u)
+            for m, micro in enumerate(share.split(cfg.micro_batches)):
+                micro = micro.to(self.engine.device)
+                with self._autocast():
+                    if len(micro):
+                        loss, stats = self.objective(self.engine, micro, scale)
+                    else:
+                        loss, stats = self._zero(), {}
+                    if ptx_parts is not None and len(ptx_parts[m]):
+                        ptx_loss, _ = self.ptx_objective(self.engine, ptx_parts[m].to(
+                            self.engine.device), ptx_parts.scale)
+                        totals["ptx_loss"] += float(ptx_loss.detach())
+                        loss = loss + self.config.ptx.weight * ptx_loss
+                self.engine.backward(loss, scale_wrt_gas=False)
+                if m == cfg.micro_batches - 1:
+                    norm = self._grad_norm()
+                    if norm is not None:
+                        totals["grad_norm"] += norm / len(shares)
+                self.engine.step()
+                totals["loss"] += float(loss.detach())
+                for key, value in stats.items():
+                    totals[key] += value
+        tokens = max(totals.pop("policy_tokens", 0.0), 1.0)
+        out = {"loss": totals.pop("loss") / len(shares),
+               "entropy": totals.pop("entropy_sum", 0.0) / tokens,
+               "sampler_trainer_abs_logprob_gap": totals.pop("abs_log_ratio_sum", 0.0) / tokens,
+               "policy_tokens": tokens,
+               "trained_tokens": float((batch.input_ids != self.pad_id).sum())}
+        if "seq_log_ratio_sum" in totals:
+            out["seq_log_ratio_mean"] = totals.pop("seq_log_ratio_sum") / max(len(batch), 1)
+        if "clip_fraction_sum" in totals:
+            out["clip_fraction"] = totals.pop("clip_fraction_sum") / tokens
+        if "ptx_loss" in totals:
+            out["ptx_loss"] = totals.pop("ptx_loss") / len(shares)  # parts sum to the mean
+        out.update(totals)
+        return out
+
+    def _zero(self) -> torch.Tensor:
+        return sum(p.sum() for p in self.engine.module.parameters() if p.requires_grad) * 0.0
+
+    def _grad_norm(self) -> float | None:
+        if self.engine.zero_optimization_stage() != 0:
+            return None
+        grads = [p.grad for p in self.engine.module.parameters() if p.grad is not None]
+        return float(torch.nn.utils.get_total_norm(grads)) if grads else None
+
+    @torch.no_grad()
+    def _logprobs(self, batch: RolloutBatch) -> torch.Tensor:
+        """π_old by the trained model, before any update of this iteration."""
+        from kimi_pipeline.training.objectives import token_logprobs
+
+        self.engine.eval()
+        parts = []
+        for micro in batch.split(self.config.train.micro_batches):
+            with self._autocast():
+                lp, _ = token_logprobs(self.engine, micro.input_ids.to(self.engine.device),
+                                       micro.loss_mask.to(self.engine.device))
+            full = torch.zeros(len(micro), batch.input_ids.shape[1])
+            full[:, : lp.shape[1]] = lp.cpu()
+            parts.append(full)
+        return torch.cat(parts)
+
+    def _ptx_rows(self, update: int):
+        """This update's PTX rows split like the policy micro-batches (None when off)."""
+        if self.ptx is None or self.config.ptx.weight == 0:
+            return None
+        n = len(self.ptx["input_ids"])
+        generator = torch.Generator().manual_seed(self.config.train.seed * 100_003 + update)
+        rows = torch.randperm(n, generator=generator)[: self.config.ptx.rows_per_update]
+        batch = RolloutBatch(
+            input_ids=self.ptx["input_ids"][rows], loss_mask=self.ptx["loss_mask"][rows],
+            sampler_logprobs=torch.zeros(self.ptx["input_ids"][rows].shape),
+            rewards=torch.zeros(len(rows)), group_ids=torch.zeros(len(rows), dtype=torch.long))
+        parts = batch.split(self.config.train.micro_batches)
+        return _PtxParts(parts, StepScale(sequences=len(rows),
+                                          tokens=float(batch.loss_mask.sum().clamp(min=1))))
+
+    # ------------------------------------------------------------------ critic refresh
+    def refresh_critic(self, samples: list[Sampled]) -> dict[str, float]:
+        """Refine the critic on this iteration's verifiable rollouts (critic.refine)."""
+        from kimi_pipeline.critic.refine import refine_critic, verifier_pairs
+        from kimi_pipeline.records import GymResult
+
+        verifiable = [s for s in samples if s.prompt.source == "verifier"]
+        results = [GymResult(task_id=s.prompt.prompt_id, domain=s.prompt.task_type,
+                             sample_index=i, response=s.text, reward=s.score,
+                             reason=s.reason) for i, s in enumerate(verifiable)]
+        prompts = {s.prompt.prompt_id: s.prompt.messages[-1]["content"] for s in verifiable}
+        # one seed for every refresh: a task is measured or fitted, never both
+        fresh = verifier_pairs(results, prompts, self.config.critic.heldout_share,
+                               seed=self.config.train.seed)
+        self.rollout_pairs += fresh
+        if not any(p.split == "train" for p in self.rollout_pairs):
+            return {"critic_refresh_pairs": float(len(self.rollout_pairs))}
+        # the critic stage's train pairs stay in the fit, so its rule lessons are not forgotten
+        refined = refine_critic(self.critic, self.rollout_pairs, keep=self.critic_pairs)
+        self.critic = refined.critic
+        self.router.set_critic(self.critic)
+        out = {"critic_refresh_pairs": float(len(self.rollout_pairs))}
+        if refined.after.get("pairs"):
+            out["critic_agreement_before"] = float(refined.before.get("agreement", math.nan))
+            out["critic_agreement_after"] = float(refined.after.get("agreement", math.nan))
+        return out
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> dict[str, Any]:
+        from tqdm.auto import tqdm
+
+        total = self.config.train.iterations
+        resumed_from = self.iteration
+        bar = tqdm(total=total, initial=self.iteration, desc="rl", unit="iter",
+                   disable=not self.config.progress or _rank() != 0, dynamic_ncols=True)
+        start = time.perf_counter()
+        while self.iteration < total:
+            tick = time.perf_counter()
+            metrics = self.iterate()
+            metrics["iteration_s"] = time.perf_counter() - tick
+            tokens_s = metrics["trained_tokens"] / max(metrics["train_s"], 1e-9)
+            metrics["train_tokens_per_s"] = tokens_s
+            metrics["mfu"] = tokens_s * self.flops_per_token / (self.peak_flops * _world())
+            self.sink.log(self.iteration, metrics)
+            self._log_samples()
+            if self.iteration % self.config.train.checkpoint_every == 0 and \
+                    self.iteration < total:
+                self.save_checkpoint()
+            bar.update(1)
+            bar.set_postfix(reward=f"{metrics['reward/task']:.2f}",
+                            T=f"{metrics['temperature']:.2f}")
+        bar.close()
+        return {"iterations": total, "resumed_from_iteration": resumed_from,
+                "rl_seconds": time.perf_counter() - start}
+
+    def _log_samples(self) -> None:
+        if _rank() != 0 or not self.config.samples_logged:
+            return
+        with (self.run_dir / "samples.jsonl").open("a") as handle:
+            for s in self.samples[: self.config.samples_logged]:
+                handle.write(json.dumps({
+                    "iteration": self.iteration, "prompt_id": s.prompt.prompt_id,
+                    "source": s.prompt.source,
+                    "prompt": s.prompt.messages[-1]["content"][:2000] if s.prompt.messages else "",
+                    "response": s.text, "reward": s.reward, "shaped": s.shaped,
+                    "reason": s.reason[:300], "truncated": s.truncated}) + "\n")
+
+
+def by_length(batch: RolloutBatch) -> RolloutBatch:
+    """Rows sorted by length, so that each micro-batch pads its rows to similar lengths (the
+    loss sums over sequences: row order does not change it)."""
+    mask = batch.loss_mask
+    end = mask.shape[1] - mask.flip(1).int().argmax(1)  # one past the last trained token
+    return batch.select(torch.argsort(end, stable=True))
+
+
+@dataclass
+class _PtxParts:
+    parts: list[RolloutBatch]
+    scale: StepScale
+
+    def __getitem__(self, i: int) -> RolloutBatch:
+        return self.parts[i]
+
+
+def summarise_samples(samples: list[Sampled]) -> dict[str, float]:
+    """Reward by source and task type, lengths and truncation of one iteration's samples."""
+    out: dict[str, float] = {}
+    if not samples:
+        return out
+
+    def mean(values) -> float:
+        values = list(values)
+        return sum(values) / len(values) if values else math.nan
+
+    out["reward/task"] = mean(s.reward for s in samples)
+    out["reward/total"] = mean(s.shaped["total"] for s in samples)
+    out["reward/length"] = mean(s.shaped["length"] for s in samples)
+    out["response_tokens"] = mean(s.policy_tokens for s in samples)
+    out["truncation_rate"] = mean(float(s.truncated) for s in samples)
+    for key in {s.prompt.source for s in samples}:
+        out[f"reward/source/{key}"] = mean(s.reward for s in samples if s.prompt.source == key)
+    for key in {s.prompt.task_type for s in samples}:
+        out[f"reward/type/{key}"] = mean(s.reward for s in samples if s.prompt.task_type == key)
+    groups: dict[int, list[float]] = defaultdict(list)
+    for s in samples:
+        groups[s.group].append(s.shaped["total"])
+    out["groups_without_signal"] = float(sum(max(g) == min(g) for g in groups.values()))
+    return out
+
+
+def _restore_critic(critic: Any, state: dict[str, Any]) -> Any:
+    from kimi_pipeline.critic.model import load_critic
+
+    return load_critic(critic.policy, critic.rubrics, state)
+
+
+# ----------------------------------------------------------------------------- worker
+
+
+def read_pairs(path: str | Path) -> list[Any]:
+    from kimi_pipeline.records import PreferencePair
+
+    return [PreferencePair.model_validate_json(line)
+            for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def read_prompts(path: str | Path) -> list[RLPrompt]:
+    return [RLPrompt.from_dict(json.loads(line))
+            for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+@dataclass
+class Worker:
+    """A started RL worker: the trainer and what ``main`` reports at the end."""
+
+    trainer: PolicyTrainer
+    setup: Any  # training.optim.OptimizerSetup
+    ds_config: dict[str, Any]
+    matmul_dtype: torch.dtype
+    trainable: int
+
+
+def build_worker(spec: RLSpec) -> Worker:
+    """Process group, model, optimizer, DeepSpeed engine, critic, rewards and trainer of a
+    spec (what ``main`` runs; ``bench/rl_step.py`` times its iterations)."""
+    from kimi_pipeline.training import engine as ds_engine
+    from kimi_pipeline.training.loop import (
+        MetricsSink, autocast_dtype, freeze_below, seed_everything,
+    )
+    from kimi_pipeline.training.model import flops_per_token, load_model, measure_peak_flops
+    from kimi_pipeline.training.optim import prepare_optimizer
+    from kimi_pipeline.training.tokenizer import load_tokenizer
+
+    config = spec.config
+    run_dir = Path(spec.run_dir)
+    if not dist.is_initialized():
+        ds_engine.init_distributed(config.engine.dist_backend)
+    seed_everything(config.train.seed)
+    tokenizer = load_tokenizer(spec.initial_model)
+    model = load_model(spec.initial_model, config.attn_implementation, dtype=torch.float32)
+    prompts = read_prompts(spec.prompts)
+    ptx = torch.load(spec.ptx_data) if spec.ptx_data else None
+    trainable = freeze_below(model, config.train.trainable_layers)
+    chars = [len(p.messages[-1]["content"]) for p in prompts if p.messages]
+    context = sum(chars) / max(len(chars), 1) / 4  # ≈ 4 characters a token: a FLOP estimate
+    flops = flops_per_token(model, context + config.budget.budget("default") / 2)
+    setup = prepare_optimizer(model, config.optimizer, ds_engine.zero_stage(spec.deepspeed))
+    rows = config.sampler.prompts_per_iteration * config.train.samples
+    micro = max(1, math.ceil(rows / (config.train.micro_batches *
+                                     config.train.updates_per_iteration)))
+    ds_config = ds_engine.resolve_deepspeed_config(
+        spec.deepspeed, micro, config.train.micro_batches, config.train.max_grad_norm,
+        setup.ds_config)
+    warmup = config.train.warmup_iterations * config.train.updates_per_iteration
+
+    def constant_after_warmup(optimizer):
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min(1.0, (step + 1) / (warmup + 1)))
+
+    engine, lr_scheduler = ds_engine.initialize(model, ds_config, setup.optimizer,
+                                                setup.model_parameters, constant_after_warmup)
+    bf16 = ds_config.get("bf16", {}).get("enabled", False)
+    matmul_dtype = torch.bfloat16 if bf16 else autocast_dtype(config.train, engine.device)
+    on_gpu = engine.device.type == "cuda"
+    peak = measure_peak_flops(matmul_dtype, device=str(engine.device) if on_gpu else "cpu")
+    critic, rubric_names = _load_critic(spec)
+    router = RewardRouter(config, critic, rubric_names)
+    trainer = PolicyTrainer(engine, lr_scheduler, spec, tokenizer, prompts, ptx, router, critic,
+                            MetricsSink(run_dir / "metrics.jsonl", spec.mlflow_run, "rl"),
+                            flops, peak)
+    return Worker(trainer, setup, ds_config, matmul_dtype, trainable)
+
+
+def main(spec_path: str) -> None:
+    """Worker entry point (one per process): build, resume, run, save ``final/``."""
+    from kimi_pipeline.training import engine as ds_engine
+    from kimi_pipeline.training.model_folder import replace_folder
+
+    spec = RLSpec.model_validate_json(Path(spec_path).read_text())
+    run_dir = Path(spec.run_dir)
+    worker = build_worker(spec)
+    trainer, engine = worker.trainer, worker.trainer.engine
+    trainer.resume()
+    summary = trainer.run()
+    state = ds_engine.consolidated_state_dict(engine)
+    if dist.get_rank() == 0:
+        final, staging = run_dir / "final", run_dir / ".final.tmp"
+        engine.module.save_pretrained(str(staging), state_dict=state)
+        trainer.tokenizer.save_pretrained(str(staging))
+        template = Path(spec.initial_model) / "chat_template.jinja"
+        if template.exists() and not (staging / "chat_template.jinja").exists():
+            shutil.copy(template, staging / "chat_template.jinja")
+        replace_folder(staging, final)
+        critic = trainer.critic
+        result = {**summary, "world_size": dist.get_world_size(),
+                  "peak_flops": trainer.peak_flops,
+                  "matmul_dtype": str(worker.matmul_dtype).removeprefix("torch."),
+                  "zero_stage": ds_engine.zero_stage(worker.ds_config),
+                  "optimizer": worker.setup.describe(), "flops_per_token": trainer.flops_per_token,
+                  "trainable_parameters": worker.trainable,
+                  "critic_state": critic.state() if critic is not None else None,
+                  "final_model": str(final)}
+        (run_dir / "result.json").write_text(json.dumps(result, indent=2))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def _load_critic(spec: RLSpec):
+    """The critic of the critic stage (None when the pool has no open prompt)."""
+    if not spec.critic_model:
+        return None, []
+    from kimi_pipeline.critic.model import load_critic
+    from kimi_pipeline.critic.rubrics import DEFAULT_RUBRICS_FILE, load_rubrics
+    from kimi_pipeline.training.model_folder import ModelFolder
+
+    rubrics = load_rubrics(spec.rubrics_file or DEFAULT_RUBRICS_FILE)
+    return load_critic(ModelFolder(Path(spec.critic_model)), rubrics), rubrics.names
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
