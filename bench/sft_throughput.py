@@ -15,7 +15,7 @@ measured once at the start does not describe a run ten minutes later. A ``best¼
 reaches when the machine leaves it alone, and its ratio is the steadier one.
 
 Same for both sides:
-* model: the tiny Llama of PERF_NOTES (hidden 256, 4 layers, 4 heads, vocab 4096), built once
+* model: a tiny Llama (hidden 256, 4 layers, 4 heads, vocab 4096), built once
   by ``base_model.save_base_model`` (source ``config``: ``build_model``, seeded) with the tokenizer it
   trains; TRL loads that same initial folder (``attn_implementation="sdpa"``), fp32;
 * data: the ``train`` split of the newest ``sft_dataset`` of the catalog when there is one,
@@ -34,7 +34,7 @@ Same for both sides:
   decay on norms) and our warm-up + cosine ``LambdaLR``, handed to TRL as ``optimizers=``, with
   gradient clipping 1.0; same seed; TRL's own defaults that would differ are switched off
   (``gradient_checkpointing=False``, ``bf16=False`` unless the line says bf16);
-* processes: every line runs in its own subprocess with the allocator variables of PERF_NOTES
+* processes: every line runs in its own subprocess with the allocator variables
   (``launch.ALLOCATOR_ENV``) and the same ``OMP_NUM_THREADS`` (``--threads``).
 
 Lines (``--lines``; default all but ``profile``):
