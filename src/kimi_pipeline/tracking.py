@@ -1,4 +1,5 @@
-"""Find MLflow runs from catalog datasets: the other half of the lineage recorded by the hook."""
+"""Find MLflow runs from catalog datasets (the other half of the lineage recorded by the hook),
+and name the active run to training workers, which log their per-step metrics into it."""
 
 from __future__ import annotations
 
@@ -21,3 +22,10 @@ def runs_for(
         experiments, filter_string=f"tags.`lineage.{event}.{dataset}` = '{version}'"
     )
     return [run.info.run_id for run in runs]
+
+
+def active_run_target() -> dict[str, str] | None:
+    """``{'tracking_uri', 'run_id'}`` of the active MLflow run (None without one): what a
+    training worker in another process needs to log metrics into the stage's run live."""
+    run = mlflow.active_run()
+    return {"tracking_uri": mlflow.get_tracking_uri(), "run_id": run.info.run_id} if run else None

@@ -103,6 +103,7 @@ def test_kill_minus_nine_then_resume_gives_bitwise_the_same_policy(tmp_path, rep
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [r["step"] for r in resumed["metrics"]] == [1, 2, 3]
     assert [r["reward/total"] for r in resumed["metrics"]] == [r["reward/total"] for r in rows]
+    assert run.read_samples(resumed["run_dir"]) == samples  # redone iterations logged once
 
 
 def test_ptx_loss_moves_the_policy_when_the_rewards_carry_no_signal(tmp_path, repo_root):
@@ -130,3 +131,15 @@ def test_the_run_folder_is_reused_once_finished(tmp_path, repo_root):
     again = run.train(spec)
     assert not first["reused"] and again["reused"]
     assert json.loads((Path(spec.run_dir) / "result.json").read_text())["iterations"] == 1
+
+
+def test_two_processes_split_the_prompts_and_train_one_policy(tmp_path, repo_root):
+    """Two DeepSpeed processes (gloo): each samples and scores its share of an iteration's
+    prompts (the success rates steering the next draw are merged across ranks), the update
+    averages their gradients, rank 0 writes the model."""
+    cfg = config(tmp_path, engine={"num_processes": 2}, train={"iterations": 2},
+                 critic={"refresh_every": 0})
+    result = run.train(prepare(tmp_path, cfg))
+    assert result["world_size"] == 2 and result["iterations"] == 2
+    assert [r["step"] for r in result["metrics"]] == [1, 2]
+    assert weights(result)  # rank 0 wrote the consolidated model

@@ -104,3 +104,12 @@ def test_pool_holds_out_whole_tasks_and_adds_fresh_tasks_of_band_levels():
     assert all(t.domain == "math" for t in pool.heldout)
     assert sum(p.source == "critic" for p in pool.train) == 2
     assert len(train_ids) + len(held) == 31
+
+
+def test_variance_priority_draws_where_rewards_can_differ():
+    prompts = _prompts(3)
+    config = SamplerConfig(prompts_per_iteration=1, source_shares={"verifier": 1.0},
+                           priority="variance", priority_floor=0.0)
+    sampler = PromptSampler(prompts, config, seed=0)
+    sampler.success.update({"verifier-1-0": 0.0, "verifier-1-1": 1.0, "verifier-1-2": 0.4})
+    assert {sampler.draw(i)[0].prompt_id for i in range(10)} == {"verifier-1-2"}

@@ -249,6 +249,20 @@ def _world() -> int:
     return dist.get_world_size() if dist.is_initialized() else 1
 
 
+def _gathered(local: Any) -> list[Any]:
+    """Every rank's ``local`` object, in rank order (each rank works on its own prompts)."""
+    if _world() == 1:
+        return [local]
+    parts: list[Any] = [None] * _world()
+    dist.all_gather_object(parts, local)
+    return parts
+
+
+def _merged(local: dict[str, float]) -> dict[str, float]:
+    """The union of every rank's ``local`` dict."""
+    return {k: v for part in _gathered(local) for k, v in part.items()}
+
+
 def reset_optimizer_state(engine: Any) -> None:
     """Forget the optimizer's moments (k1.5 starts every iteration afresh); the innermost
     torch optimizer re-creates them lazily at the next step."""
@@ -345,10 +359,13 @@ class PolicyTrainer:
             for s, part in zip(g, parts, strict=True):
                 s.shaped = part
         reward_s = time.perf_counter() - tick
-        self.sampler.update({g[0].prompt.prompt_id: sum(s.score for s in g) / len(g)
-                             for g in groups.values()})
+        # every rank draws from the same success rates: merge what each rank saw
+        self.sampler.update(_merged({g[0].prompt.prompt_id: sum(s.score for s in g) / len(g)
+                                     for g in groups.values()}))
         tick = time.perf_counter()
         train = self.update(to_batch(samples, self.pad_id), it)
+        train["trained_tokens"] = float(sum(len(seg.token_ids) for s in samples
+                                            for seg in s.segments))
         train_s = time.perf_counter() - tick
         self.iteration += 1
         metrics = {**summarise_samples(samples), **train, "temperature": temperature,
@@ -356,7 +373,9 @@ class PolicyTrainer:
                    "lr": self.lr_scheduler.get_last_lr()[0] if self.lr_scheduler else 0.0}
         if self.critic is not None and self.config.critic.refresh_every and \
                 self.iteration % self.config.critic.refresh_every == 0:
+            tick = time.perf_counter()
             metrics.update(self.refresh_critic(samples))
+            metrics["critic_s"] = time.perf_counter() - tick
         self.samples = samples
         return metrics
 
@@ -402,8 +421,7 @@ class PolicyTrainer:
         out = {"loss": totals.pop("loss") / len(shares),
                "entropy": totals.pop("entropy_sum", 0.0) / tokens,
                "sampler_trainer_abs_logprob_gap": totals.pop("abs_log_ratio_sum", 0.0) / tokens,
-               "policy_tokens": tokens,
-               "trained_tokens": float((batch.input_ids != self.pad_id).sum())}
+               "policy_tokens": tokens}
         if "seq_log_ratio_sum" in totals:
             out["seq_log_ratio_mean"] = totals.pop("seq_log_ratio_sum") / max(len(batch), 1)
         if "clip_fraction_sum" in totals:
@@ -467,7 +485,7 @@ class PolicyTrainer:
         # one seed for every refresh: a task is measured or fitted, never both
         fresh = verifier_pairs(results, prompts, self.config.critic.heldout_share,
                                seed=self.config.train.seed)
-        self.rollout_pairs += fresh
+        self.rollout_pairs += [p for part in _gathered(fresh) for p in part]  # every rank's
         if not any(p.split == "train" for p in self.rollout_pairs):
             return {"critic_refresh_pairs": float(len(self.rollout_pairs))}
         # the critic stage's train pairs stay in the fit, so its rule lessons are not forgotten
@@ -475,9 +493,10 @@ class PolicyTrainer:
         self.critic = refined.critic
         self.router.set_critic(self.critic)
         out = {"critic_refresh_pairs": float(len(self.rollout_pairs))}
-        if refined.after.get("pairs"):
-            out["critic_agreement_before"] = float(refined.before.get("agreement", math.nan))
-            out["critic_agreement_after"] = float(refined.after.get("agreement", math.nan))
+        if refined.after.get("n"):  # agreement with the verifiers on the held-out tasks
+            out["critic_agreement_before"] = float(refined.before["accuracy"])
+            out["critic_agreement_after"] = float(refined.after["accuracy"])
+            out["critic_position_bias"] = float(refined.after["position_bias"])
         return out
 
     # ------------------------------------------------------------------ run

@@ -22,7 +22,7 @@ import hashlib
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -187,14 +187,25 @@ def build_pool(rl_prompts: Sequence[GymTask], pass_rates: dict[str, float],
     return PromptPool(train, heldout, stats)
 
 
+PRIORITIES = {  # success rate → draw weight (before the floor)
+    "k1.5": lambda s: 1.0 - s,
+    "variance": lambda s: s * (1.0 - s),
+    "uniform": lambda s: 1.0,
+}
+
+
 class SamplerConfig(BaseModel):
     """K1.5's prompt sampling."""
 
     model_config = ConfigDict(extra="forbid")
 
     prompts_per_iteration: int = Field(8, ge=1, description="Prompts drawn per iteration.")
-    priority: bool = Field(
-        True, description="Draw with weight ∝ (1 − success rate) + floor (k1.5); false: uniform."
+    priority: Literal["k1.5", "variance", "uniform"] = Field(
+        "k1.5", description="Draw weight of a prompt from its success rate s: 'k1.5' (1 − s), "
+        "k1.5's priority of unsolved prompts, meant for a pool already filtered to moderate "
+        "difficulty; 'variance' s·(1 − s), the variance of its 0/1 reward: a prompt the "
+        "policy never (or always) solves gives K equal rewards and no gradient, so draws go "
+        "where the group baseline has something to compare; 'uniform'. Each plus the floor."
     )
     priority_floor: float = Field(
         0.05, ge=0, description="Added to every weight, so solved prompts still come back."
@@ -257,8 +268,8 @@ class PromptSampler:
         """``n`` distinct prompts (all when fewer), drawn with the priority weights."""
         pool, picked = list(pool), []
         while pool and len(picked) < n:
-            weights = [(1 - self.success[p.prompt_id]) + self.config.priority_floor
-                       if self.config.priority else 1.0 for p in pool]
+            weights = [PRIORITIES[self.config.priority](self.success[p.prompt_id])
+                       + self.config.priority_floor for p in pool]
             i = rng.choices(range(len(pool)), weights=weights)[0]
             picked.append(pool.pop(i))
         return picked

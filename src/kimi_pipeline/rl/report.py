@@ -24,7 +24,7 @@ CURVES = (
     ("entropy (nats/token)", ("entropy",)),
     ("response tokens", ("response_tokens",)),
     ("truncation rate", ("truncation_rate",)),
-    ("seconds", ("rollout_s", "reward_s", "train_s")),
+    ("seconds", ("rollout_s", "reward_s", "train_s", "critic_s")),
 )
 
 
@@ -40,7 +40,7 @@ def summarise(training: dict[str, Any], table: list[dict[str, Any]],
     by_model = {row["model"]: row["reward"] for row in table if row["scope"] == "all"}
     before, after = by_model.get("sft_model"), by_model.get("rl_model")
     time_split = {k: sum(m.get(k, 0.0) for m in history)
-                  for k in ("rollout_s", "reward_s", "train_s")}
+                  for k in ("rollout_s", "reward_s", "train_s", "critic_s")}
     return {
         "pool": pool,
         "heldout": {

@@ -153,8 +153,6 @@ def train(spec: RLSpec) -> dict[str, Any]:
         log.info("rl: run %s already finished; reusing it", run_dir.name)
         result = {**json.loads(result_path.read_text()), "reused": True}
     else:
-        if not spec.config.resume:
-            (run_dir / "metrics.jsonl").unlink(missing_ok=True)
         result = {**launch(spec, spec.config.engine, "rl.log", module="kimi_pipeline.rl.loop"),
                   "reused": False}
     result["metrics"] = read_metrics(run_dir / "metrics.jsonl")
@@ -163,16 +161,19 @@ def train(spec: RLSpec) -> dict[str, Any]:
 
 
 def read_samples(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The completions the workers logged; an iteration redone after a crash (the same
+    samples: it is seeded) is kept once."""
     path = Path(run_dir) / "samples.jsonl"
     if not path.exists():
         return []
-    rows = []
+    rows: dict[tuple, dict[str, Any]] = {}
     for line in path.read_text().splitlines():
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:  # a line cut short by a crash
             continue
-    return rows
+        rows.setdefault((row["iteration"], row["prompt_id"], row["response"]), row)
+    return list(rows.values())
 
 
 def evaluate(models: dict[str, str], tasks: list[GymTask], config: RLConfig,

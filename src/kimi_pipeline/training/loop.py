@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kimi_pipeline import precision
 from kimi_pipeline.training.chat import IGNORE_INDEX
+from kimi_pipeline.training.objectives import make_objective
 from kimi_pipeline.training.packing import forward_packed
 from kimi_pipeline.training.qk_clip import max_logit_stats, record_max_logits, reset_max_logits
 
@@ -306,7 +307,7 @@ class Trainer:
     def __init__(self, engine, lr_scheduler, config: TrainConfig, train: dict[str, torch.Tensor],
                  validation: dict[str, torch.Tensor] | None, steps: int, run_dir: Path,
                  sink: MetricsSink, flops_per_token: float, peak_flops: float, base_lr: float,
-                 pad_id: int, qk_clip=None):
+                 pad_id: int, qk_clip=None, objective=None):
         self.engine, self.lr_scheduler, self.config = engine, lr_scheduler, config
         self.train_rows, self.validation, self.steps = train, validation, steps
         self.run_dir, self.sink, self.qk_clip = run_dir, sink, qk_clip
@@ -317,6 +318,9 @@ class Trainer:
         self.pad_id = pad_id  # padding is not counted in tokens/s
         self.step = 0
         self.checkpoints = run_dir / "checkpoints"
+        # the loss of a micro-batch of packed rows (objectives.py; SFT's next-token loss)
+        self.objective = objective or make_objective(
+            {"name": "sft"}, labelled_only=config.logits_on_labels_only)
 
     # ------------------------------------------------------------------ resume
     def resume(self) -> bool:
@@ -358,7 +362,7 @@ class Trainer:
                 if all_tokens:
                     batch["labels"] = all_token_labels(batch, self.pad_id)
                 with self._autocast():
-                    loss = next_token_loss(self.engine, batch, self.config.logits_on_labels_only)
+                    loss, _ = self.objective(self.engine, batch, None)
                 self.engine.backward(loss)
                 if a == self.config.accumulation - 1:
                     grad_norm = self._grad_norm_before_step()
@@ -410,7 +414,7 @@ class Trainer:
         for i in range(0, len(mine), self.config.micro_batch_size):
             batch = self._batch(mine[i: i + self.config.micro_batch_size], self.validation)
             with self._autocast():
-                loss = next_token_loss(self.engine, batch, self.config.logits_on_labels_only)
+                loss, _ = self.objective(self.engine, batch, None)
             n = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
             total, count = total + loss.item() * n, count + n
         self.engine.train()

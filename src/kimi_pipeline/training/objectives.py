@@ -284,7 +284,7 @@ class NextToken(Objective):
         self.labelled_only = labelled_only  # packed rows: logits only where labelled (loop.py)
 
     def __call__(self, engine, micro, scale):
-        if isinstance(micro, dict):
+        if isinstance(micro, dict):  # packed rows: the micro-batch mean (``scale`` unused)
             from kimi_pipeline.training.loop import next_token_loss
 
             return next_token_loss(engine, micro, self.labelled_only), {}

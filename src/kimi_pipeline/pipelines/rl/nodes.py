@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import mlflow
@@ -13,17 +14,14 @@ from kimi_pipeline.records import GymTask, OpenPrompt, PreferencePair, from_fram
 from kimi_pipeline.rl import report, run
 from kimi_pipeline.rl.config import RLConfig
 from kimi_pipeline.rl.prompts import PromptPool, RLPrompt, build_pool
+from kimi_pipeline.tracking import active_run_target
 from kimi_pipeline.training.model_folder import ModelFolder
+
+log = logging.getLogger(__name__)
 
 
 def _config(params: dict[str, Any]) -> RLConfig:
     return RLConfig.model_validate(params)
-
-
-def _mlflow_run() -> dict[str, str] | None:
-    active = mlflow.active_run()
-    return {"tracking_uri": mlflow.get_tracking_uri(), "run_id": active.info.run_id} \
-        if active else None
 
 
 def build_rl_pool(rl_prompts: pl.DataFrame, gym_tasks: pl.DataFrame, gym_scores: pl.DataFrame,
@@ -35,13 +33,19 @@ def build_rl_pool(rl_prompts: pl.DataFrame, gym_tasks: pl.DataFrame, gym_scores:
                                 config.pool.tool_tasks, config.pool.seed)
     rates = dict(zip(rl_prompts["task_id"], rl_prompts["pass_rate"], strict=True)) \
         if "pass_rate" in rl_prompts.columns else {}
-    band, _ = from_frame(rl_prompts.drop("pass_rate", strict=False), GymTask, stage="rl")
-    known, _ = from_frame(gym_tasks, GymTask, stage="rl")
-    opens, _ = from_frame(open_prompts, OpenPrompt, stage="rl")
+    band, bad_band = from_frame(rl_prompts.drop("pass_rate", strict=False), GymTask, stage="rl")
+    known, bad_known = from_frame(gym_tasks, GymTask, stage="rl")
+    opens, bad_open = from_frame(open_prompts, OpenPrompt, stage="rl")
     pool = build_pool(band, rates, known, gym_scores, opens, config.pool, items)
     rows = [{**p.as_dict(), "messages": json.dumps(p.messages), "item": json.dumps(p.item)}
             for p in pool.train]
-    return pl.DataFrame(rows), to_frame(pool.heldout, GymTask), pool.stats
+    refused = [*bad_band, *bad_known, *bad_open]
+    if refused:  # upstream rows that are not valid records: counted and named, never silent
+        log.warning("rl: %d input rows left out of the pool (e.g. %s: %s)", len(refused),
+                    refused[0].source_ref, refused[0].reason)
+    stats = {**pool.stats, "refused_rows": [{"ref": r.source_ref, "reason": r.reason}
+                                            for r in refused]}
+    return pl.DataFrame(rows), to_frame(pool.heldout, GymTask), stats
 
 
 def _prompts(rl_pool: pl.DataFrame) -> list[RLPrompt]:
@@ -57,7 +61,7 @@ def train_rl(sft_model: ModelFolder, critic_model: ModelFolder, critic_pairs: pl
     pool = PromptPool(_prompts(rl_pool), [])
     pairs, _ = from_frame(critic_pairs, PreferencePair, stage="rl")
     spec = run.prepare_run(sft_model, pool, sft_dataset, critic_model, config,
-                           mlflow_run=_mlflow_run(), critic_pairs=pairs)
+                           mlflow_run=active_run_target(), critic_pairs=pairs)
     result = run.train(spec)
     if mlflow.active_run() and not result["reused"]:
         mlflow.log_params(result.get("optimizer") or {})
@@ -80,7 +84,8 @@ def report_rl(rl_training: dict[str, Any], rl_heldout_rollouts: pl.DataFrame,
     tasks, _ = from_frame(rl_heldout_tasks, GymTask, stage="rl")
     table = run.before_after(rl_heldout_rollouts, tasks)
     summary = report.summarise(rl_training, table, rl_pool_stats)
-    samples = rl_training["samples"] or [{"iteration": 0, "prompt_id": "", "response": ""}]
+    samples = pl.DataFrame([{**s, "shaped": json.dumps(s.get("shaped"))}
+                            for s in rl_training["samples"]]) \
+        if rl_training["samples"] else pl.DataFrame({"prompt_id": []}, schema={"prompt_id": str})
     return (summary, report.metrics(summary), report.curves_plot(rl_training["metrics"]),
-            report.heldout_plot(table),
-            pl.DataFrame([{**s, "shaped": json.dumps(s.get("shaped"))} for s in samples]))
+            report.heldout_plot(table), samples)

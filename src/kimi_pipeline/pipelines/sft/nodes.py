@@ -8,13 +8,9 @@ import mlflow
 import polars as pl
 
 from kimi_pipeline.agents.evaluate import EvaluationConfig, compare_models
+from kimi_pipeline.tracking import active_run_target
 from kimi_pipeline.training import base_model, report, sft
 from kimi_pipeline.training.model_folder import ModelFolder
-
-
-def _mlflow_run() -> dict[str, str] | None:
-    run = mlflow.active_run()
-    return {"tracking_uri": mlflow.get_tracking_uri(), "run_id": run.info.run_id} if run else None
 
 
 def prepare_base_model(sft_dataset: pl.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
@@ -29,7 +25,7 @@ def prepare_base_model(sft_dataset: pl.DataFrame, params: dict[str, Any]) -> dic
 def train_sft(base_model: ModelFolder, sft_dataset: pl.DataFrame,
               params: dict[str, Any]) -> tuple[ModelFolder, dict]:
     config = sft.SftConfig.model_validate(params)
-    prepared = sft.prepare_run(sft_dataset, base_model, config, mlflow_run=_mlflow_run())
+    prepared = sft.prepare_run(sft_dataset, base_model, config, mlflow_run=active_run_target())
     result = sft.train(prepared, config)
     if mlflow.active_run():
         # optimizer name, kernel, learning rates, the Muon/AdamW parameter split
