@@ -4,6 +4,7 @@ sampler/trainer log-prob agreement, budget truncation in the logged samples."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import signal
@@ -143,3 +144,11 @@ def test_two_processes_split_the_prompts_and_train_one_policy(tmp_path, repo_roo
     assert result["world_size"] == 2 and result["iterations"] == 2
     assert [r["step"] for r in result["metrics"]] == [1, 2]
     assert weights(result)  # rank 0 wrote the consolidated model
+
+
+def test_grpo_with_a_kl_penalty_trains_against_a_frozen_reference(tmp_path, repo_root):
+    cfg = config(tmp_path, objective={"name": "grpo", "kl_coef": 0.1},
+                 train={"iterations": 1})
+    result = run.train(prepare(tmp_path, cfg))
+    row = result["metrics"][0]
+    assert 0.0 <= row["clip_fraction"] <= 1.0 and math.isfinite(row["loss"])

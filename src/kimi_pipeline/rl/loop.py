@@ -291,6 +291,15 @@ class PolicyTrainer:
         self.sampler = PromptSampler(prompts, self.config.sampler, self.config.train.seed)
         self.backend = HFBackend(self.config.rollout.model_copy(update={"kind": "hf"}),
                                  model=engine.module, tokenizer=tokenizer)
+        # grpo's KL term needs π_ref: a frozen copy of the initial policy (k1.5 needs none)
+        self.reference = None
+        if self.config.objective.name == "grpo" and self.config.objective.kl_coef > 0:
+            import copy
+
+            if engine.zero_optimization_stage() == 3:
+                raise ValueError("objective grpo with kl_coef > 0 needs ZeRO stage 0-2: the "
+                                 "reference copy of the policy is not partitioned")
+            self.reference = copy.deepcopy(engine.module).eval().requires_grad_(False)
         self.critic_pairs = read_pairs(spec.critic_pairs) if spec.critic_pairs else []
         self.rollout_pairs: list[Any] = []  # verifier pairs of this run's rollouts
         self.iteration = 0
@@ -398,6 +407,8 @@ class PolicyTrainer:
             ptx_parts = self._ptx_rows(iteration * cfg.updates_per_iteration + u)
             for m, micro in enumerate(share.split(cfg.micro_batches)):
                 micro = micro.to(self.engine.device)
+                if self.reference is not None and len(micro):
+                    micro.ref_logprobs = self._reference_logprobs(micro)
                 with self._autocast():
                     if len(micro):
                         loss, stats = self.objective(self.engine, micro, scale)
@@ -430,6 +441,13 @@ class PolicyTrainer:
             out["ptx_loss"] = totals.pop("ptx_loss") / len(shares)  # parts sum to the mean
         out.update(totals)
         return out
+
+    @torch.no_grad()
+    def _reference_logprobs(self, micro: RolloutBatch) -> torch.Tensor:
+        from kimi_pipeline.training.objectives import token_logprobs
+
+        with self._autocast():
+            return token_logprobs(self.reference, micro.input_ids, micro.loss_mask)[0]
 
     def _zero(self) -> torch.Tensor:
         return sum(p.sum() for p in self.engine.module.parameters() if p.requires_grad) * 0.0

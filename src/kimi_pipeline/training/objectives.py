@@ -13,7 +13,9 @@ surrogate that peer projects use, for comparison. An objective has two parts:
 
 **RolloutBatch** (right-padded, one row per sampled sequence; token tensors aligned with
 ``input_ids``, so ``loss_mask[b, t]`` says whether token ``t`` of row ``b`` is trained and
-``old_logprobs[b, t]`` is log π_old of that token given the tokens before it):
+``sampler_logprobs[b, t]`` is the log-prob the sampler gave that token given the tokens
+before it; ``old_logprobs``, π_old of the loss, is the same alignment, or None for "the
+trained model's own log-probs in this forward, detached"):
 prompt tokens, tool results and user turns have ``loss_mask`` 0 — only the policy's own sampled
 tokens are trained, and only they count as response length. Right padding needs no attention
 mask under causal attention: no real token attends to a later one.
