@@ -3,7 +3,7 @@
 Runs inside each training process (``python -m kimi_pipeline.rl.loop SPEC``, started by
 ``training.launch`` like SFT's workers). One iteration:
 
-1. **draw** prompts (``PromptSampler``: curriculum + priority ∝ 1 − success rate);
+1. **draw** prompts (``PromptSampler``: curriculum + a priority from each success rate);
 2. **sample** K responses per prompt from the model being trained, through the ``hf`` backend
    serving it in memory (KV-cached, batched; token ids and log-probs recorded), at the
    scheduled temperature, each cut at its task type's token budget;
@@ -25,7 +25,6 @@ Runs inside each training process (``python -m kimi_pipeline.rl.loop SPEC``, sta
 from __future__ import annotations
 
 import json
-import logging
 import math
 import shutil
 import sys
@@ -46,9 +45,6 @@ from kimi_pipeline.rl.prompts import PromptSampler, RLPrompt
 from kimi_pipeline.training.objectives import (
     RolloutBatch, StepScale, make_objective, pad_rows,
 )
-
-log = logging.getLogger(__name__)
-
 
 class RLSpec(BaseModel):
     """Everything an RL worker needs, written by the node as ``spec.json``."""

@@ -11,8 +11,9 @@ The pool has one kind of prompt per reward source (``rewards.py``):
 - ``rubric``: tool-use tasks played as episodes, judged against their rubric.
 
 ``PromptSampler`` draws each iteration's prompts as K1.5 does: a curriculum (harder levels
-enter as iterations pass) and priority ∝ (1 − success rate), the success rates updated from
-each iteration's rewards. Its state is plain JSON, saved with each checkpoint; the draw of
+enter as iterations pass) and a priority from each prompt's success rate s — K1.5's 1 − s, or
+s(1 − s), which favours the prompts whose K rewards can differ — the success rates updated
+from each iteration's rewards. Its state is plain JSON, saved with each checkpoint; the draw of
 iteration i is seeded by (seed, i), so a resumed run draws what the uninterrupted one would.
 """
 
