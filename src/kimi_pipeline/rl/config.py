@@ -147,7 +147,7 @@ class RLConfig(BaseModel):
     )
     optimizer: OptimizerConfig = Field(
         default_factory=lambda: OptimizerConfig(name="adamw", lr=2e-6),
-        description="Optimizer (training/optim.py); rebuilt or reset per iteration by "
+        description="Optimizer (training/optim.py); its moments are cleared each iteration by "
         "train.reset_optimizer.",
     )
     engine: EngineConfig = Field(default_factory=EngineConfig, description="DeepSpeed/launcher.")
