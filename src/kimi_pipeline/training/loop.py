@@ -301,6 +301,7 @@ def restore_rng(client: dict[str, Any]) -> None:
     """This rank's RNG states from a checkpoint's client state (``save_resumable``)."""
     _set_rng_state(client["rng"][_rank()])
 
+
 class Trainer:
     """Steps a DeepSpeed engine over packed rows; owns eval, metrics and checkpoints."""
 
