@@ -42,6 +42,7 @@ from kimi_pipeline.rl.budget import shape_rewards
 from kimi_pipeline.rl.config import RLConfig
 from kimi_pipeline.rl.episodes import Segment
 from kimi_pipeline.rl.prompts import PromptSampler, RLPrompt
+from kimi_pipeline.training.loop import process_count, process_rank, stage0_grad_norm
 from kimi_pipeline.training.objectives import (
     RolloutBatch, StepScale, make_objective, pad_rows,
 )
@@ -237,19 +238,11 @@ class RewardRouter:
 # ----------------------------------------------------------------------------- the loop
 
 
-def _rank() -> int:
-    return dist.get_rank() if dist.is_initialized() else 0
-
-
-def _world() -> int:
-    return dist.get_world_size() if dist.is_initialized() else 1
-
-
 def _gathered(local: Any) -> list[Any]:
     """Every rank's ``local`` object, in rank order (each rank works on its own prompts)."""
-    if _world() == 1:
+    if process_count() == 1:
         return [local]
-    parts: list[Any] = [None] * _world()
+    parts: list[Any] = [None] * process_count()
     dist.all_gather_object(parts, local)
     return parts
 
@@ -334,7 +327,7 @@ class PolicyTrainer:
         return autocast_context(self.config.train.autocast, self.engine.device)
 
     def _my_prompts(self, prompts: list[RLPrompt]) -> list[RLPrompt]:
-        return prompts[_rank()::_world()]
+        return prompts[process_rank()::process_count()]
 
     def iterate(self) -> dict[str, Any]:
         """One iteration; returns its metrics (and keeps its samples for the log)."""
@@ -417,7 +410,7 @@ class PolicyTrainer:
                         loss = loss + self.config.ptx.weight * ptx_loss
                 self.engine.backward(loss, scale_wrt_gas=False)
                 if m == cfg.micro_batches - 1:
-                    norm = self._grad_norm()
+                    norm = stage0_grad_norm(self.engine)
                     if norm is not None:
                         totals["grad_norm"] += norm / len(shares)
                 self.engine.step()
@@ -447,12 +440,6 @@ class PolicyTrainer:
 
     def _zero(self) -> torch.Tensor:
         return sum(p.sum() for p in self.engine.module.parameters() if p.requires_grad) * 0.0
-
-    def _grad_norm(self) -> float | None:
-        if self.engine.zero_optimization_stage() != 0:
-            return None
-        grads = [p.grad for p in self.engine.module.parameters() if p.grad is not None]
-        return float(torch.nn.utils.get_total_norm(grads)) if grads else None
 
     @torch.no_grad()
     def _logprobs(self, batch: RolloutBatch) -> torch.Tensor:
@@ -520,7 +507,7 @@ class PolicyTrainer:
         total = self.config.train.iterations
         resumed_from = self.iteration
         bar = tqdm(total=total, initial=self.iteration, desc="rl", unit="iter",
-                   disable=not self.config.progress or _rank() != 0, dynamic_ncols=True)
+                   disable=not self.config.progress or process_rank() != 0, dynamic_ncols=True)
         start = time.perf_counter()
         while self.iteration < total:
             tick = time.perf_counter()
@@ -528,7 +515,7 @@ class PolicyTrainer:
             metrics["iteration_s"] = time.perf_counter() - tick
             tokens_s = metrics["trained_tokens"] / max(metrics["train_s"], 1e-9)
             metrics["train_tokens_per_s"] = tokens_s
-            metrics["mfu"] = tokens_s * self.flops_per_token / (self.peak_flops * _world())
+            metrics["mfu"] = tokens_s * self.flops_per_token / (self.peak_flops * process_count())
             self.sink.log(self.iteration, metrics)
             self._log_samples()
             if self.iteration % self.config.train.checkpoint_every == 0 and \
@@ -542,7 +529,7 @@ class PolicyTrainer:
                 "rl_seconds": time.perf_counter() - start}
 
     def _log_samples(self) -> None:
-        if _rank() != 0 or not self.config.samples_logged:
+        if process_rank() != 0 or not self.config.samples_logged:
             return
         with (self.run_dir / "samples.jsonl").open("a") as handle:
             for s in self.samples[: self.config.samples_logged]:

@@ -20,6 +20,7 @@ iteration i is seeded by (seed, i), so a resumed run draws what the uninterrupte
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,6 +30,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from kimi_pipeline.gym.registry import get_domain
+from kimi_pipeline.gym.run import chat_prompt
 from kimi_pipeline.records import GymTask, OpenPrompt
 
 
@@ -84,6 +86,19 @@ class RLPrompt:
         return cls(**row)
 
 
+def prompts_frame(prompts: Sequence[RLPrompt]) -> pl.DataFrame:
+    """The prompts as a catalog table (``messages`` and ``item`` as JSON text)."""
+    return pl.DataFrame([{**p.as_dict(), "messages": json.dumps(p.messages),
+                          "item": json.dumps(p.item)} for p in prompts])
+
+
+def prompts_from_frame(frame: pl.DataFrame) -> list[RLPrompt]:
+    """``prompts_frame`` read back."""
+    return [RLPrompt.from_dict({**row, "messages": json.loads(row["messages"]),
+                                "item": json.loads(row["item"])})
+            for row in frame.iter_rows(named=True)]
+
+
 def _heldout(key: str, share: float, seed: int) -> bool:
     digest = hashlib.sha256(f"rl:{seed}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < share
@@ -117,10 +132,9 @@ def fresh_tasks(levels: Iterable[tuple[str, int, float]], per_level: int, seed: 
 
 
 def gym_prompt(task: GymTask, pass_rate: float | None, system_prompt: str | None) -> RLPrompt:
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     return RLPrompt(
         prompt_id=task.task_id, source="verifier", task_type=task.domain,
-        messages=[*messages, {"role": "user", "content": task.prompt}],
+        messages=chat_prompt(task, system_prompt),  # what the gym asks: the same messages
         item=task.model_dump(mode="json"), level=task.difficulty, pass_rate=pass_rate,
         context=task.domain,
     )

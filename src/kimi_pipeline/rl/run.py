@@ -29,7 +29,7 @@ from kimi_pipeline.rl.prompts import PromptPool
 from kimi_pipeline.training.chat import IGNORE_INDEX, render_with_mask
 from kimi_pipeline.training.engine import load_deepspeed_config
 from kimi_pipeline.training.launch import launch
-from kimi_pipeline.training.loop import read_metrics
+from kimi_pipeline.training.loop import read_jsonl, read_metrics
 from kimi_pipeline.training.model_folder import ModelFolder
 from kimi_pipeline.training.objectives import pad_rows
 from kimi_pipeline.training.sft import digest, weights_identity
@@ -163,15 +163,8 @@ def train(spec: RLSpec) -> dict[str, Any]:
 def read_samples(run_dir: str | Path) -> list[dict[str, Any]]:
     """The completions the workers logged; an iteration redone after a crash (the same
     samples: it is seeded) is kept once."""
-    path = Path(run_dir) / "samples.jsonl"
-    if not path.exists():
-        return []
     rows: dict[tuple, dict[str, Any]] = {}
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:  # a line cut short by a crash
-            continue
+    for row in read_jsonl(Path(run_dir) / "samples.jsonl"):
         rows.setdefault((row["iteration"], row["prompt_id"], row["response"]), row)
     return list(rows.values())
 

@@ -185,25 +185,25 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
-def _rank() -> int:
+def process_rank() -> int:
     return dist.get_rank() if dist.is_initialized() else 0
 
 
-def _world() -> int:
+def process_count() -> int:
     return dist.get_world_size() if dist.is_initialized() else 1
 
 
 def _all_mean(values: list[float]) -> list[float]:
     tensor = torch.tensor(values, dtype=torch.float64)
-    if _world() > 1:
+    if process_count() > 1:
         dist.all_reduce(tensor)
-        tensor /= _world()
+        tensor /= process_count()
     return tensor.tolist()
 
 
 def _all_sum(value: float) -> float:
     tensor = torch.tensor([value], dtype=torch.float64)
-    if _world() > 1:
+    if process_count() > 1:
         dist.all_reduce(tensor)
     return float(tensor[0])
 
@@ -220,14 +220,14 @@ class MetricsSink:
     def __init__(self, path: Path, mlflow_run: dict[str, str] | None,
                  prefix: str = "train") -> None:
         self.path, self.client, self.run_id, self.prefix = path, None, None, prefix
-        if mlflow_run and _rank() == 0:
+        if mlflow_run and process_rank() == 0:
             from mlflow.tracking import MlflowClient
 
             self.client = MlflowClient(mlflow_run["tracking_uri"])
             self.run_id = mlflow_run["run_id"]
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
-        if _rank() != 0:
+        if process_rank() != 0:
             return
         with self.path.open("a") as handle:
             handle.write(json.dumps({"step": step, **metrics}) + "\n")
@@ -240,17 +240,23 @@ class MetricsSink:
             self.client.log_batch(self.run_id, metrics=batch)
 
 
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Metric rows by step; a step logged twice (before a crash and after resume) keeps the last."""
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The rows a worker appended to ``path`` (none when it does not exist), skipping a last
+    line cut short by a crash."""
     if not path.exists():
         return []
-    rows: dict[int, dict[str, Any]] = {}
+    rows = []
     for line in path.read_text().splitlines():
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError:  # a line cut short by a crash
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
             continue
-        rows[row["step"]] = row
+    return rows
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Metric rows by step; a step logged twice (before a crash and after resume) keeps the last."""
+    rows = {row["step"]: row for row in read_jsonl(path)}
     return [rows[step] for step in sorted(rows)]
 
 
@@ -282,24 +288,33 @@ def autocast_context(choice: str, device: torch.device):
 def save_resumable(engine: Any, folder: Path, tag: str, client: dict[str, Any], keep: int) -> None:
     """A DeepSpeed checkpoint ``tag`` with ``client`` state plus every rank's RNG states; only
     the newest ``keep`` tags of the folder stay on disk."""
-    states = [None] * _world()
-    if _world() > 1:
+    states = [None] * process_count()
+    if process_count() > 1:
         dist.all_gather_object(states, _rng_state())
     else:
         states = [_rng_state()]
     engine.save_checkpoint(str(folder), tag=tag, client_state={**client, "rng": states})
-    if _rank() == 0:
+    if process_rank() == 0:
         prefix = tag.rstrip("0123456789")
         tags = sorted(p for p in folder.glob(f"{prefix}*") if p.is_dir())
         for old in tags[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
-    if _world() > 1:
+    if process_count() > 1:
         dist.barrier()
+
+
+def stage0_grad_norm(engine: Any) -> float | None:
+    """The gradient norm before the step under ZeRO stage 0, which keeps whole gradients and
+    does not report it; None under ZeRO 1-3 (their optimizers report it after the step)."""
+    if engine.zero_optimization_stage() != 0:
+        return None
+    grads = [p.grad for p in engine.module.parameters() if p.grad is not None]
+    return float(torch.nn.utils.get_total_norm(grads)) if grads else None
 
 
 def restore_rng(client: dict[str, Any]) -> None:
     """This rank's RNG states from a checkpoint's client state (``save_resumable``)."""
-    _set_rng_state(client["rng"][_rank()])
+    _set_rng_state(client["rng"][process_rank()])
 
 
 class Trainer:
@@ -350,7 +365,7 @@ class Trainer:
         return self.qk_clip is not None or (every > 0 and self.step % every == 0)
 
     def train_step(self) -> dict[str, float]:
-        per_step = self.config.accumulation * _world()
+        per_step = self.config.accumulation * process_count()
         losses, tokens, labelled = [], 0, 0
         all_tokens = self.step < self.config.all_token_steps
         model = self.engine.module
@@ -358,7 +373,7 @@ class Trainer:
         lr = self.base_lr * self.lr_scheduler.lr_lambdas[0](self.lr_scheduler.last_epoch)
         with record_max_logits(model) if record else nullcontext():
             for a in range(self.config.accumulation):
-                k = a * _world() + _rank()
+                k = a * process_count() + process_rank()
                 batch = self._batch(self.order.micro_batch(self.step, k, per_step), self.train_rows)
                 if all_tokens:
                     batch["labels"] = all_token_labels(batch, self.pad_id)
@@ -398,11 +413,7 @@ class Trainer:
         return stats
 
     def _grad_norm_before_step(self) -> float | None:
-        """Stage 0 keeps whole gradients and DeepSpeed does not report their norm: compute it."""
-        if self.engine.zero_optimization_stage() != 0:
-            return None  # DeepSpeed's ZeRO optimizers report it after the step
-        grads = [p.grad for p in self.engine.module.parameters() if p.grad is not None]
-        return float(torch.nn.utils.get_total_norm(grads)) if grads else None
+        return stage0_grad_norm(self.engine)
 
     @torch.no_grad()
     def evaluate(self) -> float:
@@ -410,7 +421,7 @@ class Trainer:
             return float("nan")
         self.engine.eval()
         rows = min(self.config.eval_rows, len(self.validation["input_ids"]))
-        mine = list(range(_rank(), rows, _world()))
+        mine = list(range(process_rank(), rows, process_count()))
         total, count = 0.0, 0
         for i in range(0, len(mine), self.config.micro_batch_size):
             batch = self._batch(mine[i: i + self.config.micro_batch_size], self.validation)
@@ -426,7 +437,7 @@ class Trainer:
 
         resumed_from = self.step
         bar = tqdm(total=self.steps, initial=self.step, desc="sft", unit="step",
-                   disable=not progress or _rank() != 0, dynamic_ncols=True)
+                   disable=not progress or process_rank() != 0, dynamic_ncols=True)
         self.engine.train()
         last_eval = float("nan")
         start = time.perf_counter()
@@ -436,7 +447,7 @@ class Trainer:
             seconds = time.perf_counter() - tick
             metrics["tokens_per_s"] = metrics["tokens"] / seconds
             metrics["mfu"] = metrics["tokens_per_s"] * self.flops_per_token / (
-                self.peak_flops * _world())
+                self.peak_flops * process_count())
             metrics["step_s"] = seconds
             metrics["peak_memory_mb"] = max(_all_mean([peak_memory_mb(self.device)]))
             if self.step % self.config.eval_every == 0 or self.step == self.steps:

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from kimi_pipeline.records import GymTask, OpenPrompt, PreferencePair, from_frame, to_frame
 from kimi_pipeline.rl import report, run
 from kimi_pipeline.rl.config import RLConfig
-from kimi_pipeline.rl.prompts import PromptPool, RLPrompt, build_pool
+from kimi_pipeline.rl.prompts import PromptPool, build_pool, prompts_frame, prompts_from_frame
 from kimi_pipeline.tracking import active_run_target
 from kimi_pipeline.training.model_folder import ModelFolder
 
@@ -37,28 +37,20 @@ def build_rl_pool(rl_prompts: pl.DataFrame, gym_tasks: pl.DataFrame, gym_scores:
     known, bad_known = from_frame(gym_tasks, GymTask, stage="rl")
     opens, bad_open = from_frame(open_prompts, OpenPrompt, stage="rl")
     pool = build_pool(band, rates, known, gym_scores, opens, config.pool, items)
-    rows = [{**p.as_dict(), "messages": json.dumps(p.messages), "item": json.dumps(p.item)}
-            for p in pool.train]
     refused = [*bad_band, *bad_known, *bad_open]
     if refused:  # upstream rows that are not valid records: counted and named, never silent
         log.warning("rl: %d input rows left out of the pool (e.g. %s: %s)", len(refused),
                     refused[0].source_ref, refused[0].reason)
     stats = {**pool.stats, "refused_rows": [{"ref": r.source_ref, "reason": r.reason}
                                             for r in refused]}
-    return pl.DataFrame(rows), to_frame(pool.heldout, GymTask), stats
-
-
-def _prompts(rl_pool: pl.DataFrame) -> list[RLPrompt]:
-    return [RLPrompt.from_dict({**row, "messages": json.loads(row["messages"]),
-                                "item": json.loads(row["item"])})
-            for row in rl_pool.iter_rows(named=True)]
+    return prompts_frame(pool.train), to_frame(pool.heldout, GymTask), stats
 
 
 def train_rl(sft_model: ModelFolder, critic_model: ModelFolder, critic_pairs: pl.DataFrame,
              rl_pool: pl.DataFrame, sft_dataset: pl.DataFrame, params: dict[str, Any]
              ) -> tuple[ModelFolder, dict]:
     config = _config(params)
-    pool = PromptPool(_prompts(rl_pool), [])
+    pool = PromptPool(prompts_from_frame(rl_pool), [])
     pairs, _ = from_frame(critic_pairs, PreferencePair, stage="rl")
     spec = run.prepare_run(sft_model, pool, sft_dataset, critic_model, config,
                            mlflow_run=active_run_target(), critic_pairs=pairs)
