@@ -143,3 +143,43 @@ def test_sft_objective_is_the_mean_negative_log_likelihood_of_the_trained_tokens
                                               StepScale(4, float(batch.loss_mask.sum())))
     logprobs, _ = token_logprobs(tiny_causal_lm, batch.input_ids, batch.loss_mask)
     assert float(loss.detach()) == pytest.approx(-float(logprobs.detach().sum()) / 6)
+
+
+def test_a_shared_prompt_runs_once_with_the_same_logprobs_and_gradients(tiny_causal_lm):
+    """Groups whose rows share a long prompt take the KV-cache path; the values and the
+    gradients equal the plain forward's (a one-row group and a group that diverges early take
+    the plain path inside the same call)."""
+    model = tiny_causal_lm.train()
+    prompt = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3]
+    rows = [prompt + [7, 8, 9], prompt + [8, 0, 0], prompt + [7, 7, 0],  # group 0: shared
+            [2] * 10 + [4, 4, 0],                                       # group 1: alone
+            [1, 2] + [3] * 8 + [5, 0, 0], [1, 3] + [3] * 8 + [6, 6, 0]]  # group 2: diverges
+    ids = torch.tensor(rows)
+    mask = torch.zeros_like(ids, dtype=torch.bool)
+    for r, row in enumerate(rows):
+        mask[r, 10:] = torch.tensor(row[10:]) != 0
+    groups = torch.tensor([0, 0, 0, 1, 2, 2])
+
+    def run(**kwargs):
+        model.zero_grad()
+        lp, ent = token_logprobs(model, ids, mask, entropy=True, **kwargs)
+        (lp * torch.arange(1.0, 7.0)[:, None]).sum().backward()
+        return lp.detach(), ent, [p.grad.clone() for p in model.parameters()]
+
+    calls = []
+    hook = model.register_forward_pre_hook(lambda _m, _a, kw: calls.append(kw["input_ids"].shape),
+                                           with_kwargs=True)
+    try:
+        plain, plain_ent, plain_grads = run()
+        shared, shared_ent, shared_grads = run(groups=groups)
+    finally:
+        hook.remove()
+        model.eval()
+    # plain: one forward of all rows; shared: group 0's prompt once, then its 3 responses,
+    # then group 1 and group 2 plain
+    assert calls == [(6, 13), (1, 9), (3, 4), (1, 12), (2, 12)]
+    assert (plain[mask] != 0).all()
+    assert torch.allclose(shared, plain, atol=1e-5)
+    assert torch.allclose(shared_ent, plain_ent, atol=1e-5)
+    for got, want in zip(shared_grads, plain_grads):
+        assert torch.allclose(got, want, atol=1e-5)

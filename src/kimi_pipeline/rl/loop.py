@@ -436,7 +436,12 @@ class PolicyTrainer:
         from kimi_pipeline.training.objectives import token_logprobs
 
         with self._autocast():
-            return token_logprobs(self.reference, micro.input_ids, micro.loss_mask)[0]
+            return token_logprobs(self.reference, micro.input_ids, micro.loss_mask,
+                                  groups=self._groups(micro))[0]
+
+    def _groups(self, micro: RolloutBatch) -> torch.Tensor | None:
+        """Group ids for prompt sharing in a forward, when the objective's config allows it."""
+        return micro.group_ids if self.config.objective.share_prompt_prefix else None
 
     def _zero(self) -> torch.Tensor:
         return sum(p.sum() for p in self.engine.module.parameters() if p.requires_grad) * 0.0
@@ -451,7 +456,8 @@ class PolicyTrainer:
         for micro in batch.split(self.config.train.micro_batches):
             with self._autocast():
                 lp, _ = token_logprobs(self.engine, micro.input_ids.to(self.engine.device),
-                                       micro.loss_mask.to(self.engine.device))
+                                       micro.loss_mask.to(self.engine.device),
+                                       groups=self._groups(micro))
             full = torch.zeros(len(micro), batch.input_ids.shape[1])
             full[:, : lp.shape[1]] = lp.cpu()
             parts.append(full)
@@ -542,11 +548,18 @@ class PolicyTrainer:
 
 
 def by_length(batch: RolloutBatch) -> RolloutBatch:
-    """Rows sorted by length, so that each micro-batch pads its rows to similar lengths (the
-    loss sums over sequences: row order does not change it)."""
+    """Rows ordered so that each micro-batch pads its rows to similar lengths and keeps the K
+    samples of a prompt together (their shared prompt runs once, ``token_logprobs``): groups by
+    their longest row, rows by length within a group. The loss sums over sequences: row order
+    does not change it."""
     mask = batch.loss_mask
-    end = mask.shape[1] - mask.flip(1).int().argmax(1)  # one past the last trained token
-    return batch.select(torch.argsort(end, stable=True))
+    end = (mask.shape[1] - mask.flip(1).int().argmax(1)).tolist()  # one past the last trained
+    groups = batch.group_ids.tolist()
+    longest: dict[int, int] = {}
+    for group, row_end in zip(groups, end):
+        longest[group] = max(longest.get(group, 0), row_end)
+    order = sorted(range(len(end)), key=lambda i: (longest[groups[i]], groups[i], end[i]))
+    return batch.select(order)
 
 
 @dataclass

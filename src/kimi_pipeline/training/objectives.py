@@ -119,24 +119,81 @@ def pad_rows(rows: list[list[int]], pad: int | float, dtype: torch.dtype) -> tor
 
 
 def token_logprobs(engine: Any, input_ids: torch.Tensor, loss_mask: torch.Tensor,
-                   position_ids: torch.Tensor | None = None, entropy: bool = False
+                   position_ids: torch.Tensor | None = None, entropy: bool = False,
+                   groups: torch.Tensor | None = None, min_shared_prefix: int = 8
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log π(token t | tokens < t) where ``loss_mask`` (0 elsewhere), and optionally the
     entropy of the next-token distribution at those positions, in fp32.
 
-    Logits are computed only at the positions that predict a masked token (one index set for
-    the micro-batch, ``logits_to_keep``): the prompt of an RL sample is most of its tokens."""
+    Logits are computed only at the positions that predict a masked token (``logits_to_keep``).
+    With ``groups`` (one id per row: the K samples of a prompt), each group's common prompt —
+    the tokens all its rows share before their first trained token — goes through the model
+    once and its KV cache is repeated for the group's rows (gradients flow back through it), so
+    K samples cost one prompt instead of K; groups without such a prefix of at least
+    ``min_shared_prefix`` tokens take the plain forward. Same values up to float rounding."""
+    parts = _prefix_parts(engine, input_ids, loss_mask, groups, min_shared_prefix) \
+        if groups is not None and position_ids is None else []
+    if not parts:
+        return _rows_logprobs(engine, input_ids, loss_mask, position_ids, entropy)
+    out = torch.zeros(input_ids.shape, dtype=torch.float32, device=input_ids.device)
+    ent = torch.zeros_like(out) if entropy else None
+    for rows, prefix in parts:
+        end = int(loss_mask[rows].any(dim=0).nonzero().max()) + 1
+        lp, h = _rows_logprobs(engine, input_ids[rows, :end], loss_mask[rows, :end], None,
+                               entropy, prefix)
+        out[rows, :end] = lp
+        if ent is not None:
+            ent[rows, :end] = h
+    return out, ent
+
+
+def _prefix_parts(engine: Any, input_ids: torch.Tensor, loss_mask: torch.Tensor,
+                  groups: torch.Tensor, min_shared: int) -> list[tuple[torch.Tensor, int]]:
+    """(rows, shared prefix length) per group, or [] when no group shares a long-enough prompt
+    (or the engine cannot run a prefix forward: ZeRO-3 partitions parameters per forward,
+    gradient checkpointing drops the cache)."""
+    module = getattr(engine, "module", engine)
+    stage = getattr(engine, "zero_optimization_stage", lambda: 0)()
+    names = ("is_activation_checkpointing", "is_gradient_checkpointing")  # new, old name
+    checkpointing = next((getattr(module, n) for n in names if hasattr(module, n)), False)
+    if stage >= 3 or checkpointing:
+        return []
+    parts, shared = [], False
+    for group in torch.unique(groups):
+        rows = (groups == group).nonzero().squeeze(1)
+        first = int(loss_mask[rows].int().argmax(dim=1).min())  # earliest trained token
+        ids = input_ids[rows, : max(first - 1, 0)]  # position first-1 predicts it: not shared
+        differs = (ids != ids[:1]).any(dim=0).nonzero()
+        prefix = int(differs[0]) if len(differs) else ids.shape[1]
+        useful = len(rows) > 1 and prefix >= min_shared and loss_mask[rows].any()
+        parts.append((rows, prefix if useful else 0))
+        shared |= bool(useful)
+    return parts if shared else []
+
+
+def _rows_logprobs(engine: Any, input_ids: torch.Tensor, loss_mask: torch.Tensor,
+                   position_ids: torch.Tensor | None, entropy: bool, prefix: int = 0
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``token_logprobs`` of rows that share their first ``prefix`` tokens (0: none shared)."""
     module = getattr(engine, "module", engine)
     predicting = loss_mask[:, 1:].any(dim=0).nonzero().squeeze(1)  # position p predicts p + 1
     kwargs: dict[str, Any] = {"use_cache": False}
     if position_ids is not None:
         kwargs["position_ids"] = position_ids
-    keep = "logits_to_keep" in inspect.signature(module.forward).parameters
+    accepted = inspect.signature(module.forward).parameters
+    keep = "logits_to_keep" in accepted
+    if prefix:
+        head = engine(input_ids=input_ids[:1, :prefix], use_cache=True,
+                      **({"logits_to_keep": 1} if keep else {}))
+        name = "cache" if "cache" in accepted else "past_key_values"  # transformers ≥ 5.2x: cache
+        cache = getattr(head, name)
+        cache.batch_repeat_interleave(len(input_ids))
+        kwargs.update({name: cache, "use_cache": True})
     if keep:
-        kwargs["logits_to_keep"] = predicting
-    logits = engine(input_ids=input_ids, **kwargs).logits
+        kwargs["logits_to_keep"] = predicting - prefix
+    logits = engine(input_ids=input_ids[:, prefix:], **kwargs).logits
     if not keep:
-        logits = logits[:, predicting]
+        logits = logits[:, predicting - prefix]
     logp = torch.log_softmax(logits.float(), dim=-1)
     targets = input_ids[:, predicting + 1]
     picked = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
@@ -223,6 +280,11 @@ class ObjectiveConfig(BaseModel):
         "token", description="grpo: mean over all policy tokens of the step, or over each "
         "sequence's tokens then over sequences."
     )
+    share_prompt_prefix: bool = Field(
+        True, description="Policy losses: run the prompt the K samples of a group share once "
+        "per micro-batch and repeat its KV cache (gradients flow through it) instead of K "
+        "times; the same loss up to float rounding. Off under ZeRO-3 or gradient checkpointing."
+    )
 
 
 @dataclass
@@ -298,7 +360,9 @@ class PolicyObjective(Objective):
     """Shared by the policy losses: the forward, and statistics every RL run logs."""
 
     def __call__(self, engine, micro: RolloutBatch, scale: StepScale):
-        logprobs, entropy = token_logprobs(engine, micro.input_ids, micro.loss_mask, entropy=True)
+        groups = micro.group_ids if self.config.share_prompt_prefix else None
+        logprobs, entropy = token_logprobs(engine, micro.input_ids, micro.loss_mask,
+                                           entropy=True, groups=groups)
         old = micro.old_logprobs if micro.old_logprobs is not None else logprobs.detach()
         loss, extra = self.loss(logprobs, old, micro, scale)
         mask = micro.loss_mask
