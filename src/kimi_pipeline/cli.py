@@ -9,6 +9,9 @@ The traceback is shown only with ``--verbose``; any other exception is a bug and
 
 ``--pipeline`` is translated to ``--pipelines`` here, so ``kedro run --pipeline=sft`` keeps
 working without Kedro's deprecation note.
+
+``kedro doctor`` and ``kedro report`` are the same commands as ``kimi-pipeline doctor`` /
+``kimi-pipeline report`` (``kimi_pipeline.doctor``, ``kimi_pipeline.summary``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import click
 from kedro.framework.cli.project import run as kedro_run
 from kedro.framework.cli.utils import CONTEXT_SETTINGS, KedroCliError
 
+from kimi_pipeline.doctor import doctor_command
 from kimi_pipeline.errors import UserError
+from kimi_pipeline.summary import report_command
 
 
 class UserMistake(click.ClickException):
@@ -32,6 +37,9 @@ class UserMistake(click.ClickException):
 def cli() -> None:
     """Project commands of kimi_pipeline."""
 
+
+cli.add_command(doctor_command, name="doctor")
+cli.add_command(report_command, name="report")
 
 _VERBOSE = click.Option(
     ["--verbose"], is_flag=True, default=False,
@@ -59,7 +67,8 @@ def run(ctx: click.Context, verbose: bool, **options: Any) -> Any:
 
 
 def _project_path(ctx: click.Context) -> Path:
-    """The project Kedro bootstrapped (``kedro run``), else the working directory (``python -m``)."""
+    """The project Kedro bootstrapped (``kedro run``), else the working directory
+    (``python -m``)."""
     return Path(getattr(ctx.obj, "project_path", None) or Path.cwd())
 
 
