@@ -179,7 +179,7 @@ def newest_base_model() -> str:
     folders = sorted(glob.glob("data/06_models/base_model/*/base_model"))
     if not folders:
         raise SystemExit("no base_model in data/06_models: run `kedro run --pipeline=sft "
-                         "--to-nodes=prepare_base_model` first, or pass --model FOLDER")
+                         "--to-nodes=sft.prepare_base_model` first, or pass --model FOLDER")
     return folders[-1]
 
 

@@ -2,11 +2,13 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from kimi_pipeline.pipelines import stage_pipeline
 from kimi_pipeline.pipelines.critic import nodes
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline(
+    return stage_pipeline(
+        "critic",
         [
             Node(nodes.make_open_prompts, "params:critic", "open_prompts",
                  name="make_open_prompts"),
@@ -31,5 +33,4 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="report_critic",
             ),
         ],
-        tags=["critic"],
     )

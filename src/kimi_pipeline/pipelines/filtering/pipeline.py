@@ -2,11 +2,13 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from kimi_pipeline.pipelines import stage_pipeline
 from kimi_pipeline.pipelines.filtering import nodes
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline(
+    return stage_pipeline(
+        "filtering",
         [
             Node(
                 nodes.filter_trajectories_node,
@@ -16,5 +18,4 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="filter_trajectories",
             ),
         ],
-        tags=["filtering"],
     )

@@ -2,11 +2,13 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from kimi_pipeline.pipelines import stage_pipeline
 from kimi_pipeline.pipelines.gym import nodes
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline(
+    return stage_pipeline(
+        "gym",
         [
             Node(nodes.generate_gym_tasks, "params:gym", "gym_tasks", name="generate_gym_tasks"),
             Node(
@@ -29,5 +31,4 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="report_gym",
             ),
         ],
-        tags=["gym"],
     )

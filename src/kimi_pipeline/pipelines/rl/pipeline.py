@@ -2,11 +2,13 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from kimi_pipeline.pipelines import stage_pipeline
 from kimi_pipeline.pipelines.rl import nodes
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline(
+    return stage_pipeline(
+        "rl",
         [
             Node(
                 nodes.build_rl_pool,
@@ -31,5 +33,4 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="report_rl",
             ),
         ],
-        tags=["rl"],
     )

@@ -2,11 +2,13 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from kimi_pipeline.pipelines import stage_pipeline
 from kimi_pipeline.pipelines.sft import nodes
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline(
+    return stage_pipeline(
+        "sft",
         [
             Node(nodes.prepare_base_model, ["sft_dataset", "params:base_model"], "base_model",
                  name="prepare_base_model"),
@@ -22,5 +24,4 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(nodes.report_sft, ["sft_training", "sft_evaluation"],
                  ["sft_report", "sft_metrics", "sft_loss_plot"], name="report_sft"),
         ],
-        tags=["sft"],
     )

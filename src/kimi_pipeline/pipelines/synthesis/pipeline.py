@@ -1,14 +1,17 @@
-"""Wiring of the synthesis stage (see nodes.py; the logic lives in ``kimi_pipeline.agents``/``envs``)."""
+"""Wiring of the synthesis stage (see nodes.py; the logic lives in ``kimi_pipeline.agents`` and
+``kimi_pipeline.envs``)."""
 
 from kedro.pipeline import Node, Pipeline
 
+from kimi_pipeline.pipelines import stage_pipeline
 from kimi_pipeline.pipelines.synthesis import nodes
 
 PARAMS = "params:synthesis"
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline(
+    return stage_pipeline(
+        "synthesis",
         [
             Node(nodes.synthesize_agents, ["tool_repository", PARAMS],
                  ["agents", "agent_quarantine"], name="synthesize_agents"),
@@ -20,9 +23,9 @@ def create_pipeline(**kwargs) -> Pipeline:
                  ["agent_quarantine", "task_quarantine", "episode_quarantine"],
                  "synthesis_quarantine", name="collect_synthesis_quarantine"),
             Node(nodes.report_synthesis,
-                 ["trajectories", "agents", "tasks", "synthesis_quarantine", "episode_stats", PARAMS],
+                 ["trajectories", "agents", "tasks", "synthesis_quarantine", "episode_stats",
+                  PARAMS],
                  ["synthesis_report", "synthesis_metrics", "synthesis_sample", "synthesis_plot"],
                  name="report_synthesis"),
         ],
-        tags=["synthesis"],
     )

@@ -2,13 +2,15 @@
 
 from kedro.pipeline import Node, Pipeline
 
+from kimi_pipeline.pipelines import stage_pipeline
 from kimi_pipeline.pipelines.tool_repo import nodes
 
 PARAMS = "params:tool_repo"
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline(
+    return stage_pipeline(
+        "tool_repo",
         [
             Node(
                 nodes.harvest_mcp_tools,
@@ -62,5 +64,4 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="report_tool_repo",
             ),
         ],
-        tags=["tool_repo"],
     )
