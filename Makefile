@@ -34,5 +34,7 @@ test: install
 viz: install
 	$(BIN)/kedro viz run
 
+# kedro-mlflow starts `mlflow` from PATH: the venv's comes first without activating it.
+# PORT=5001 make ui serves on another port than mlflow.yml's.
 ui: install
-	$(BIN)/kedro mlflow ui
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/kedro mlflow ui $(if $(PORT),--port $(PORT))

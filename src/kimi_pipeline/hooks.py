@@ -5,10 +5,18 @@ pipeline needs from outside itself must exist; a missing one stops the run with 
 naming the dataset, the stage that makes it and the command to run (``MissingInputError``).
 
 Lineage: every versioned dataset a run loads or saves is tagged on its MLflow run as
-``lineage.loaded.<name>`` / ``lineage.saved.<name>`` = version, with ``….path`` beside it, and
-the whole map is kept as the artefact ``lineage.json``; the git commit and the Kedro env are
-tagged too. So from a dataset version one finds its run (``kimi_pipeline.tracking.runs_for``),
-and from a run every input and output version.
+``in.<name>`` / ``out.<name>`` = version (keys short enough for the run page to show the
+dataset's name); the whole map, with the path of every file loaded or saved, versioned or not,
+is kept as the artefact ``lineage.json``; the git commit and the Kedro env are tagged too. So
+from a dataset version one finds its run (``kimi_pipeline.tracking.runs_for``), and from a run
+every input and output version.
+
+The MLflow UI (``MlflowViewHook``): the experiment's kind is model training, so the UI opens it
+on its runs rather than on the empty GenAI traces page, and ``kedro mlflow ui`` prints the URL
+of that page (MLflow 3.17's UI goes by its own GenAI / Model training switch first, see
+``kimi_pipeline.tracking``); kedro-mlflow's run tags are tidied (the runner's class name, no
+tags repeating ``kedro_command``); and ``kedro mlflow ui`` finds ``mlflow`` beside this
+interpreter without an activated virtual environment.
 
 Run status: a run is tagged with the process that owns it (``kimi.pid``, ``kimi.host``,
 ``kimi.pid_started``). SIGTERM or SIGINT during a pipeline ends its run ``KILLED`` (tag
@@ -21,7 +29,6 @@ host as ``KILLED``, with the tag ``kimi.closed_by`` saying so.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -29,6 +36,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import click
 import mlflow
 import psutil
 from kedro.framework.hooks import hook_impl
@@ -36,6 +44,13 @@ from kedro.framework.hooks import hook_impl
 from kimi_pipeline.config import parameter_sources, validate_parameters
 from kimi_pipeline.errors import MissingInputError
 from kimi_pipeline.io.optional import OptionalDataset
+from kimi_pipeline.tracking import (
+    lineage_tag,
+    mark_experiment_kind,
+    put_scripts_on_path,
+    runs_page_url,
+    tidy_run_tags,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +61,10 @@ class ParameterValidationHook:
     @hook_impl
     def after_context_created(self, context) -> None:
         conf_source = Path(context.config_loader.conf_source)
-        envs = [context.config_loader.base_env, context.env or context.config_loader.default_run_env]
+        loader = context.config_loader
+        envs = [loader.base_env, context.env or loader.default_run_env]
         sources = parameter_sources([conf_source / e for e in dict.fromkeys(envs) if e])
-        runtime = context.config_loader.runtime_params or {}
+        runtime = loader.runtime_params or {}
         sources.update({key: "--params on the command line" for key in _flat_keys(runtime)})
         validate_parameters(context.params, sources)
 
@@ -166,10 +182,8 @@ class LineageHook:
         if entry is None or mlflow.active_run() is None:
             return
         self._lineage[event][name] = entry
-        tags = {f"lineage.{event}.{name}.path": entry["path"]}
         if entry.get("version"):
-            tags[f"lineage.{event}.{name}"] = entry["version"]
-        mlflow.set_tags(tags)
+            mlflow.set_tag(lineage_tag(event, name), entry["version"])
         mlflow.log_dict(self._lineage, "lineage.json")
 
 
@@ -180,9 +194,8 @@ def dataset_version(dataset, event: str) -> dict[str, str] | None:
     version = None
     try:
         if getattr(dataset, "_version", None):
-            version = (
-                dataset.resolve_load_version() if event == "loaded" else dataset.resolve_save_version()
-            )
+            version = (dataset.resolve_load_version() if event == "loaded"
+                       else dataset.resolve_save_version())
             path = dataset._get_versioned_path(version)
         else:
             path = getattr(dataset, "_filepath", None) or getattr(dataset, "_path", None)
@@ -209,6 +222,67 @@ def _git_tags(project_path: Path | None) -> dict[str, str]:
     except (OSError, subprocess.SubprocessError):
         return {}
     return {"git_commit": commit, "git_dirty": str(dirty).lower()} if commit else {}
+
+
+class MlflowViewHook:
+    """What the MLflow UI shows (see the module docstring): the experiment marked as model
+    training, tidy run tags, ``mlflow`` on ``PATH`` for ``kedro mlflow ui``."""
+
+    def __init__(self) -> None:
+        self._outer_run: str | None = None
+
+    @hook_impl(trylast=True)  # after kedro-mlflow set the tracking URI and the experiment up
+    def after_context_created(self, context) -> None:
+        ui = _mlflow_ui_options()
+        if ui is not None:
+            put_scripts_on_path()  # kedro-mlflow starts `mlflow ui` from PATH
+        run = mlflow.active_run()  # a run an orchestrator started itself is left to it
+        self._outer_run = run.info.run_id if run else None
+        config = getattr(context, "mlflow", None)  # kedro-mlflow's configuration
+        if run is not None or config is None:
+            return
+        experiment = _mark_experiment(config)
+        if experiment is not None and ui is not None:
+            url = runs_page_url(ui.get("host") or config.ui.host, ui.get("port") or config.ui.port,
+                                experiment.experiment_id)
+            # on a line of its own: the log handler would wrap the URL
+            click.echo(f"MLflow UI, the runs of experiment '{experiment.name}':\n  {url}")
+
+    @hook_impl(trylast=True)  # after kedro-mlflow tagged its run with Kedro's run parameters
+    def before_pipeline_run(self) -> None:
+        run = mlflow.active_run()
+        if run is None or run.info.run_id == self._outer_run:
+            return
+        try:
+            client = mlflow.MlflowClient()
+            keep, drop = tidy_run_tags(client.get_run(run.info.run_id).data.tags)
+            for key in drop:
+                client.delete_tag(run.info.run_id, key)
+            if keep:
+                mlflow.set_tags(keep)
+        except Exception as exc:  # tags must never stop a run
+            log.warning("could not tidy the tags of MLflow run %s: %s", run.info.run_id, exc)
+
+
+def _mark_experiment(config) -> mlflow.entities.Experiment | None:
+    """The project's MLflow experiment (None when it cannot be read), marked model training."""
+    try:
+        client = mlflow.MlflowClient(config.server.mlflow_tracking_uri)
+        experiment = client.get_experiment_by_name(config.tracking.experiment.name)
+        if experiment is not None:
+            mark_experiment_kind(client, experiment.experiment_id)
+        return experiment
+    except Exception as exc:  # the UI's first page must never stop a run
+        log.warning("could not mark the MLflow experiment as model training: %s", exc)
+        return None
+
+
+def _mlflow_ui_options() -> dict[str, Any] | None:
+    """The options of ``kedro mlflow ui`` when this session is that command's (else None)."""
+    ctx = click.get_current_context(silent=True)
+    is_ui = ctx is not None and ctx.info_name == "ui" and ctx.parent is not None \
+        and ctx.parent.info_name == "mlflow"
+    return dict(ctx.params) if is_ui else None
 
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)

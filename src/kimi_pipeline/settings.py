@@ -1,11 +1,12 @@
-"""Kedro project settings: hooks (inputs, lineage, run status) and the config loader (with an
-``env_or`` resolver)."""
+"""Kedro project settings: hooks (inputs, lineage, run status, MLflow view) and the config
+loader (with an ``env_or`` resolver)."""
 
 from kedro.config import OmegaConfigLoader
 
 from kimi_pipeline.hooks import (
     InputCheckHook,
     LineageHook,
+    MlflowViewHook,
     ParameterValidationHook,
     RunStatusHook,
 )
@@ -17,7 +18,8 @@ from kimi_pipeline.quiet import register_resolvers
 # Kedro registers with OmegaConf's deprecated API
 register_resolvers()
 
-HOOKS = (ParameterValidationHook(), InputCheckHook(), LineageHook(), RunStatusHook())
+HOOKS = (ParameterValidationHook(), InputCheckHook(), LineageHook(), RunStatusHook(),
+         MlflowViewHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -215,7 +215,9 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 class MetricsSink:
-    """Rank 0 writes every metric row to ``metrics.jsonl`` and, if configured, MLflow."""
+    """Rank 0 writes every metric row to ``metrics.jsonl`` and, if configured, MLflow, as
+    ``<prefix>/<key>``: the MLflow UI charts these curves in their own section, first
+    (``kimi_pipeline.tracking``)."""
 
     def __init__(self, path: Path, mlflow_run: dict[str, str] | None,
                  prefix: str = "train") -> None:
@@ -235,7 +237,7 @@ class MetricsSink:
             from mlflow.entities import Metric
 
             now = int(time.time() * 1000)
-            batch = [Metric(f"{self.prefix}.{k}", float(v), now, step) for k, v in metrics.items()
+            batch = [Metric(f"{self.prefix}/{k}", float(v), now, step) for k, v in metrics.items()
                      if isinstance(v, (int, float)) and math.isfinite(v)]
             self.client.log_batch(self.run_id, metrics=batch)
 

@@ -124,11 +124,12 @@ class OptimizerSetup:
     ds_config: dict[str, Any]
     model_parameters: list[dict[str, Any]]
     qk_clip: QKClip | None = None
-    details: dict[str, str | float] = field(default_factory=dict)
+    details: dict[str, str | int | float] = field(default_factory=dict)
 
-    def describe(self) -> dict[str, str | float]:
-        """Flat params for ``mlflow.log_params`` (prefixed ``optim/``)."""
-        params: dict[str, str | float] = {"optimizer": self.name, **self.details}
+    def describe(self) -> dict[str, str | int | float]:
+        """Flat params for ``mlflow.log_params`` (prefixed ``optim/``); counts and stages are
+        ints, so MLflow shows ``zero_stage=2``, not ``2.0``."""
+        params: dict[str, str | int | float] = {"optimizer": self.name, **self.details}
         params["qk_clip_tau"] = self.qk_clip.tau if self.qk_clip else "off"
         if self.qk_clip:
             params["qk_clip_gqa_rule"] = self.qk_clip.gqa_rule
@@ -175,7 +176,7 @@ def prepare_optimizer(model: nn.Module, config: OptimizerConfig, zero_stage: int
     setup = entry.build(model, config, zero_stage)
     if setup.qk_clip is None and config.qk_clip_tau is not None:
         setup.qk_clip = QKClip(config.qk_clip_tau, config.qk_clip_gqa_rule)
-    setup.details.update(_counts(setup.model_parameters), zero_stage=float(zero_stage))
+    setup.details.update(_counts(setup.model_parameters), zero_stage=int(zero_stage))
     return setup
 
 
@@ -279,7 +280,7 @@ def _fused_choice(model: nn.Module, requested: bool | None) -> tuple[bool, str]:
     return True, f"fused kernels available on {sorted(devices)}"
 
 
-def _with_hparams(details: dict, config: OptimizerConfig) -> dict[str, str | float]:
+def _with_hparams(details: dict, config: OptimizerConfig) -> dict[str, str | int | float]:
     details.update(
         lr=config.lr,
         weight_decay=config.weight_decay,
@@ -290,8 +291,8 @@ def _with_hparams(details: dict, config: OptimizerConfig) -> dict[str, str | flo
     return details
 
 
-def _counts(groups: list[dict[str, Any]]) -> dict[str, float]:
-    counts: dict[str, float] = defaultdict(float)
+def _counts(groups: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
     for group in groups:
         key = "muon" if group.get("use_muon") else "adamw"
         counts[f"{key}_params"] += sum(math.prod(_layer_shape(p)) for p in group["params"])
@@ -320,7 +321,7 @@ def _build_muon(model: nn.Module, config: OptimizerConfig, zero_stage: int) -> O
         "muon_lr": config.muon_lr or config.lr,
         "muon_momentum": config.muon_momentum,
         "muon_nesterov": str(DEEPSPEED_MUON_NESTEROV),
-        "muon_ns_steps": float(DEEPSPEED_MUON_NS_STEPS),
+        "muon_ns_steps": int(DEEPSPEED_MUON_NS_STEPS),
         "muon_ns_method": config.ns_method,
         "muon_lr_adjust": config.muon_lr_adjust,
         "gradient_clipping": "off" if zero_stage else "deepspeed config",

@@ -2,9 +2,10 @@
 
 Per-step metrics reach MLflow live from the workers (``loop.MetricsSink``); this module
 condenses them into the stage report (means over the steady state, the first step excluded
-because it pays for start-up), a 2×2 figure people read faster than the numbers (loss and
-held-out loss, learning rate, throughput and MFU, max attention logit), and the evaluation
-table of the initial model against the trained one.
+because it pays for start-up), a 2×3 figure people read faster than the numbers (loss and
+held-out loss, learning rate, max attention logit; throughput, MFU and peak memory, each in its
+own panel: MFU is throughput times a constant, so on a twin axis its line lay exactly on the
+tokens/s line), and the evaluation table of the initial model against the trained one.
 """
 
 from __future__ import annotations
@@ -74,24 +75,32 @@ def report_metrics(summary: dict[str, Any], packing: dict[str, dict[str, float]]
 
 
 def training_figure(metrics: list[dict[str, Any]], title: str = "SFT") -> Figure:
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
-    loss_ax, lr_ax, speed_ax, logit_ax = axes.flat
-    every = [r for r in metrics if r.get("all_tokens")]
-    if every:  # the all-token phase's loss is over every token, the rest over assistant tokens
-        loss_ax.plot(*_series(every, "loss"), label="train, every token", lw=1)
-    loss_ax.plot(*_series([r for r in metrics if not r.get("all_tokens")], "loss"),
-                 label="train, assistant tokens" if every else "train", lw=1)
-    loss_ax.plot(*_series(metrics, "eval_loss"), "o-", label="held-out", ms=3)
-    loss_ax.set(title="loss", xlabel="step")
-    loss_ax.legend()
-    lr_ax.plot(*_series(metrics, "lr"))
-    lr_ax.set(title="learning rate", xlabel="step")
-    speed_ax.plot(*_series(metrics, "tokens_per_s"), lw=1, color="tab:green")
-    speed_ax.set(title="tokens/s (left) and MFU (right)", xlabel="step")
-    mfu = speed_ax.twinx()
-    mfu.plot(*_series(metrics, "mfu"), lw=1, color="tab:purple")
-    logit_ax.plot(*_series(metrics, "max_attention_logit"), lw=1, color="tab:red")
-    logit_ax.set(title="max attention logit", xlabel="step")
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7))
+    (loss_ax, lr_ax, logit_ax), (speed_ax, mfu_ax, memory_ax) = axes
+    _loss_panel(loss_ax, metrics)
+    for ax, key, label, color in (
+        (lr_ax, "lr", "learning rate", "tab:blue"),
+        (logit_ax, "max_attention_logit", "max attention logit", "tab:red"),
+        (speed_ax, "tokens_per_s", "tokens/s", "tab:green"),
+        (mfu_ax, "mfu", "MFU (% of peak FLOP/s)", "tab:purple"),
+        (memory_ax, "peak_memory_mb", "peak memory (MiB)", "tab:gray"),
+    ):
+        steps, values = _series(metrics, key)
+        if key == "mfu":
+            values = [100 * v for v in values]
+        ax.plot(steps, values, lw=1, color=color)
+        ax.set(title=label, xlabel="step")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _loss_panel(ax, metrics: list[dict[str, Any]]) -> None:
+    every = [r for r in metrics if r.get("all_tokens")]
+    if every:  # the all-token phase's loss is over every token, the rest over assistant tokens
+        ax.plot(*_series(every, "loss"), label="train, every token", lw=1)
+    ax.plot(*_series([r for r in metrics if not r.get("all_tokens")], "loss"),
+            label="train, assistant tokens" if every else "train", lw=1)
+    ax.plot(*_series(metrics, "eval_loss"), "o-", label="held-out", ms=3)
+    ax.set(title="loss", xlabel="step")
+    ax.legend()

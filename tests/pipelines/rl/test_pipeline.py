@@ -71,4 +71,4 @@ def test_rl_stage_trains_the_policy_and_measures_it_on_held_out_tasks(project, r
     runs = client.search_runs(client.search_experiments()[0].experiment_id,
                               order_by=["attributes.start_time DESC"], max_results=1)
     logged = runs[0].data.metrics
-    assert "rl.reward/task" in logged and "rl.heldout.gain_points" in logged
+    assert "rl/reward/task" in logged and "rl.heldout.gain_points" in logged

@@ -35,7 +35,7 @@ def test_sft_stage_trains_saves_reports_and_evaluates(project):
     client = MlflowClient()
     run = client.search_runs(client.search_experiments()[0].experiment_id,
                              filter_string="params.`sft.optimizer.name` != ''")[0]
-    history = client.get_metric_history(run.info.run_id, "train.loss")
+    history = client.get_metric_history(run.info.run_id, "train/loss")
     assert [m.step for m in history] == [1, 2, 3, 4]
     assert "sft.final_loss" in run.data.metrics
     assert run.data.params["optim/optimizer"] == "muonclip"

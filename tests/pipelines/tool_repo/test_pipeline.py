@@ -58,9 +58,9 @@ def test_tool_repo_run_outputs_versions_lineage_and_no_secrets(git_project):
     (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
     tags = run.data.tags
     version = _versions(project, "data/03_primary/tool_repository.parquet")[0]
-    assert tags["lineage.saved.tool_repository"] == version
-    assert tags["lineage.saved.tool_repository.path"].endswith(f"{version}/tool_repository.parquet")
-    assert tags["lineage.loaded.tool_repository"] == version
+    assert tags["out.tool_repository"] == version and tags["in.tool_repository"] == version
+    assert not [key for key in tags if key.startswith("lineage.")]
+    assert tags["runner"] == "SequentialRunner" and "pipeline_names" not in tags
     assert tags["kedro_env"] == "test"
     assert len(tags["git_commit"]) == 40
     assert run.data.metrics["tool_repo.tools"] == len(tools)
@@ -69,6 +69,8 @@ def test_tool_repo_run_outputs_versions_lineage_and_no_secrets(git_project):
     lineage = json.loads(Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id,
                                                                  artifact_path="lineage.json")).read_text())
     assert lineage["saved"]["tool_repository"]["version"] == version
+    saved = lineage["saved"]["tool_repository"]
+    assert saved["path"].endswith(f"{version}/tool_repository.parquet")
     assert runs_for("tool_repository", version) == [run.info.run_id]
 
     # a second run writes new versions next to the old ones, never over them
