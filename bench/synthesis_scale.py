@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 
 from kimi_pipeline.agents.synthesis import SynthesisConfig, build_agents, build_tasks, tool_lookup
-from kimi_pipeline.envs.rollout import run_shards
+from kimi_pipeline.agents.rollout import run_shards
 from kimi_pipeline.llm import make_backend
 from kimi_pipeline.records import Task, to_frame
 from kimi_pipeline.tools.config import EvolveConfig, NormaliseConfig

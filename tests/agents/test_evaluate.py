@@ -19,7 +19,7 @@ from kimi_pipeline.envs.base import FaultConfig
 from kimi_pipeline.llm.base import BackendConfig, make_backend
 from kimi_pipeline.llm.hf_backend import HFBackend, cpu_threads
 from kimi_pipeline.records import Agent, ExpectedCall, Rubric, Task, ToolSpec, to_frame
-from tests.envs.test_episode import build_world
+from tests.agents.test_episode import build_world
 from tests.llm.test_hf_backend import FORCED, save, tiny_model, train_forced
 from tests.training import make_tokenizer
 

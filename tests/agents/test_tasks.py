@@ -11,15 +11,8 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from kimi_pipeline.agents.bundles import AgentConfig, sample_agents
-from kimi_pipeline.agents.tasks import (
-    KINDS,
-    TaskConfig,
-    is_ref,
-    request_stages,
-    resolve_ref,
-    write_all_tasks,
-    write_tasks,
-)
+from kimi_pipeline.agents.tasks import KINDS, TaskConfig, write_all_tasks, write_tasks
+from kimi_pipeline.envs.state import is_ref, request_stages, resolve_ref
 from kimi_pipeline.envs.semantics import infer_semantics
 from kimi_pipeline.llm.offline import OfflineBackend
 from kimi_pipeline.records import Task, ToolSpec

@@ -24,7 +24,7 @@ from kimi_pipeline.critic.pairwise import PairQuery
 from kimi_pipeline.critic.rubrics import RubricSet
 from kimi_pipeline.records import PreferencePair
 from kimi_pipeline.training.base_model import BaseModelConfig, save_base_model
-from kimi_pipeline.training.model_folder import ModelFolder
+from kimi_pipeline.model_folder import ModelFolder
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = {"vocab_size": 400, "hidden_size": 32, "intermediate_size": 64, "num_layers": 2,

@@ -15,7 +15,7 @@ from kimi_pipeline.critic.pairwise import PairQuery
 from kimi_pipeline.critic.refine import measure, refine_critic, verifier_pairs
 from kimi_pipeline.critic.rubrics import load_rubrics
 from kimi_pipeline.records import GymResult, PreferencePair
-from kimi_pipeline.training.model_folder import ModelFolder
+from kimi_pipeline.model_folder import ModelFolder
 from kimi_pipeline.training.tokenizer import train_tokenizer
 
 RUBRICS = load_rubrics(Path(__file__).resolve().parents[2] / "conf" / "base"

@@ -6,11 +6,11 @@ import polars as pl
 import pytest
 
 from kimi_pipeline.curation.filtering import FilteringConfig, filter_trajectories
-from kimi_pipeline.envs.episode import EpisodeConfig
-from kimi_pipeline.envs.rollout import RolloutConfig, run_shards
+from kimi_pipeline.agents.episode import EpisodeConfig
+from kimi_pipeline.agents.rollout import RolloutConfig, run_shards
 from kimi_pipeline.llm.base import BackendConfig
 from kimi_pipeline.records import Agent, SftExample, Task, from_frame, to_frame
-from tests.envs.test_episode import build_world, tools_for
+from tests.agents.test_episode import build_world, tools_for
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from kimi_pipeline.agents.tasks import resolve_arguments
+from kimi_pipeline.envs.state import resolve_arguments
 from kimi_pipeline.envs.base import FaultConfig, make_environment
 from kimi_pipeline.envs.filesystem_env import TOOLS, WRITE_CAP, FilesystemEnvironment, write_tasks
 from kimi_pipeline.envs.world import check_predicate

@@ -14,9 +14,10 @@ import pytest
 
 from kimi_pipeline.agents.bundles import AgentConfig, sample_agents
 from kimi_pipeline.agents.policy import IMPERFECTIONS, ImperfectionConfig
-from kimi_pipeline.agents.tasks import TaskConfig, request_stages, write_all_tasks
+from kimi_pipeline.agents.tasks import TaskConfig, write_all_tasks
+from kimi_pipeline.envs.state import request_stages
 from kimi_pipeline.envs.base import FaultConfig
-from kimi_pipeline.envs.episode import EpisodeConfig, run_episode
+from kimi_pipeline.agents.episode import EpisodeConfig, run_episode
 from kimi_pipeline.envs.user_sim import (
     PERSONAS,
     UserConfig,

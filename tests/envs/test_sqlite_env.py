@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kimi_pipeline.agents.tasks import resolve_arguments
+from kimi_pipeline.envs.state import resolve_arguments
 from kimi_pipeline.envs.base import FaultConfig, make_environment
 from kimi_pipeline.envs.sqlite_env import TOOLS, SqliteEnvironment, write_tasks
 from kimi_pipeline.envs.world import check_predicate

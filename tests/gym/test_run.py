@@ -236,7 +236,7 @@ def tiny_model_folder(tmp_path_factory):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from kimi_pipeline.training.model_folder import ModelFolder
+    from kimi_pipeline.model_folder import ModelFolder
     from kimi_pipeline.training.tokenizer import train_tokenizer
 
     tokenizer = train_tokenizer(["Compute 3 + 4. \\boxed{7}", "<answer>clock</answer>"] * 20,

@@ -13,7 +13,7 @@ from kedro.io.core import DatasetError
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from kimi_pipeline.io.hf_model import HFModelDataset
-from kimi_pipeline.training.model_folder import ModelFolder
+from kimi_pipeline.model_folder import ModelFolder
 from kimi_pipeline.training.tokenizer import train_tokenizer
 
 TYPE = "kimi_pipeline.io.hf_model.HFModelDataset"

@@ -8,8 +8,8 @@ import pytest
 
 from kimi_pipeline.agents.bundles import AgentConfig, sample_agents
 from kimi_pipeline.agents.tasks import TaskConfig, write_all_tasks
-from kimi_pipeline.envs.episode import EpisodeConfig
-from kimi_pipeline.envs.rollout import RolloutConfig, run_shards
+from kimi_pipeline.agents.episode import EpisodeConfig
+from kimi_pipeline.agents.rollout import RolloutConfig, run_shards
 from kimi_pipeline.judge.format_checks import check_format
 from kimi_pipeline.judge.quality import ground_truth, judge_agreement, judge_quality
 from kimi_pipeline.judge.rubric import CriterionVerdict, RuleJudge, Verdict, make_judge

@@ -10,8 +10,8 @@ import torch
 
 from kimi_pipeline.agents.policy import to_openai
 from kimi_pipeline.agents.synthesis import tool_lookup
-from kimi_pipeline.envs.episode import run_episode
-from kimi_pipeline.envs.rollout import WorkItem, plan_work
+from kimi_pipeline.agents.episode import run_episode
+from kimi_pipeline.agents.rollout import WorkItem, plan_work
 from kimi_pipeline.llm.base import BackendConfig, ChatRequest, ChatResponse, make_backend
 from kimi_pipeline.llm.hf_backend import HFBackend, cpu_threads
 from kimi_pipeline.records import ToolCall

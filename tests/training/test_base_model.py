@@ -18,7 +18,7 @@ from kimi_pipeline.training.base_model import (
     make_base_model,
 )
 from kimi_pipeline.training.chat import CHATML_TOOLS_TEMPLATE, IGNORE_INDEX, render_with_mask
-from kimi_pipeline.training.model_folder import ModelFolder
+from kimi_pipeline.model_folder import ModelFolder
 from tests.training import TOOLS, conversation
 
 EMPTY = pl.DataFrame()

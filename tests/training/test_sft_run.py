@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from kimi_pipeline.training import sft
 from kimi_pipeline.training.base_model import BaseModelConfig, save_base_model
-from kimi_pipeline.training.model_folder import ModelFolder
+from kimi_pipeline.model_folder import ModelFolder
 from kimi_pipeline.training.launch import command, free_port, worker_env
 from tests.training import TOOLS, conversation
 

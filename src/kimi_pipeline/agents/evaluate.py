@@ -47,8 +47,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kimi_pipeline.agents.policy import ImperfectionConfig
 from kimi_pipeline.agents.synthesis import split_playable, tool_lookup
-from kimi_pipeline.envs.episode import EpisodeConfig, run_episode
-from kimi_pipeline.envs.rollout import WorkItem, plan_work
+from kimi_pipeline.agents.episode import EpisodeConfig, run_episode
+from kimi_pipeline.agents.rollout import WorkItem, plan_work
 from kimi_pipeline.envs.world import compile_tool
 from kimi_pipeline.judge.rubric import JudgeConfig, Verdict, make_judge
 from kimi_pipeline.llm.base import (

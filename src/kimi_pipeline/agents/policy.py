@@ -32,14 +32,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kimi_pipeline.agents.tasks import (
-    ITEMS,
-    RefError,
-    is_ref,
-    label,
-    resolve_arguments,
-    resolve_ref,
-)
+from kimi_pipeline.agents.tasks import label
+from kimi_pipeline.envs.state import ITEMS, RefError, is_ref, resolve_arguments, resolve_ref
 from kimi_pipeline.envs.semantics import ToolSemantics, infer_semantics
 from kimi_pipeline.llm.base import ChatRequest, ChatResponse, Usage
 from kimi_pipeline.llm.offline import offline_role

@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from kimi_pipeline.agents.bundles import AgentConfig, sample_agents
 from kimi_pipeline.agents.tasks import TaskConfig, write_all_tasks
 from kimi_pipeline.envs import filesystem_env, sqlite_env
-from kimi_pipeline.envs.episode import EpisodeConfig
-from kimi_pipeline.envs.rollout import RolloutConfig, fingerprint, run_shards
+from kimi_pipeline.agents.episode import EpisodeConfig
+from kimi_pipeline.agents.rollout import RolloutConfig, fingerprint, run_shards
 from kimi_pipeline.llm.base import BackendConfig, make_backend
 from kimi_pipeline.records import (
     Agent,

@@ -63,7 +63,7 @@ from kimi_pipeline.critic.rubrics import RubricSet
 from kimi_pipeline.records import PreferencePair
 from kimi_pipeline.training import sft
 from kimi_pipeline.training.optim import merge_ds_config
-from kimi_pipeline.training.model_folder import METADATA_FILE, WEIGHT_FILES, ModelFolder
+from kimi_pipeline.model_folder import METADATA_FILE, WEIGHT_FILES, ModelFolder
 
 log = logging.getLogger(__name__)
 

@@ -49,7 +49,7 @@ from kimi_pipeline.critic.rubrics import RubricSet
 from kimi_pipeline.critic.rules import get_rule
 from kimi_pipeline.records import PreferencePair
 from kimi_pipeline.registry import registrar
-from kimi_pipeline.training.model_folder import METADATA_FILE, ModelFolder
+from kimi_pipeline.model_folder import METADATA_FILE, ModelFolder
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ from kimi_pipeline.gym.run import BackendPolicy
 from kimi_pipeline.llm.base import BackendConfig, make_backend
 from kimi_pipeline.records import GymResult, OpenPrompt, PreferencePair
 from kimi_pipeline.rewards import RewardGroup, make_reward
-from kimi_pipeline.training.model_folder import ModelFolder
+from kimi_pipeline.model_folder import ModelFolder
 
 RUNS_DIR = Path("data/06_models/critic_runs")  # fitted critics before the catalog copies them
 

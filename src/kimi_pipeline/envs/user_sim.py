@@ -10,7 +10,7 @@ rightly refused an unsupported request (``satisfied_with_refusal``), tried its p
 
 Like tau-bench users, a user does not always say everything in its first message. Per
 episode, a ``UserScript`` is drawn from the seed (rates in ``UserConfig``): a request with
-several parts (a chain of steps, a check and then a condition: ``agents.tasks.request_stages``)
+several parts (a chain of steps, a check and then a condition: ``envs.state.request_stages``)
 may be asked for one part per turn, the next once the agent has answered the previous one,
 so a later turn adds a request the rubric already checks; a satisfied user may ask one
 follow-up question on the final answer, and a refused one may push back once, which the rubric
@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kimi_pipeline.agents.tasks import request_stages
+from kimi_pipeline.envs.state import request_stages
 from kimi_pipeline.envs.semantics import split_words
 from kimi_pipeline.llm.base import ChatBackend, ChatRequest, ChatResponse, Usage
 from kimi_pipeline.llm.offline import offline_role

@@ -1269,7 +1269,7 @@ _MISSING = object()
 
 
 def check_predicate(state: dict[str, Any], predicate: StatePredicate) -> bool:
-    """Evaluate a rubric predicate on a snapshot, by the contract in ``agents.tasks``: ``path``
+    """Evaluate a rubric predicate on a snapshot, by the contract in ``envs.state``: ``path``
     is '<collection>' or '<collection>.<resource_id>' (split at the first dot, so file paths
     work as ids); ``field`` selects a field of the resource. exists / absent: the path (and
     field) resolves or not; equals: ``==``; count_equals: number of resources (a missing

@@ -21,7 +21,7 @@ from typing import Any
 
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
 
-from kimi_pipeline.training.model_folder import ModelFolder, replace_folder
+from kimi_pipeline.model_folder import ModelFolder, replace_folder
 
 _OBJECT_KEYS = {"model", "tokenizer", "metadata"}
 

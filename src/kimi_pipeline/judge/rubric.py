@@ -10,7 +10,7 @@ score, a verdict with its reason per criterion):
   check the rubric's state predicates on the final snapshot, the required / forbidden tool
   pattern and its order, the checkpoints a rule can read, that the answers state the
   required facts (``$ref`` facts resolved from the successful tool results, by the contract
-  in ``agents.tasks``; the final answer, or an earlier one after a successful call, since a
+  in ``envs.state``; the final answer, or an earlier one after a successful call, since a
   user who asks for one part per turn hears each part's facts when it is done) without
   claiming a success that did not happen, and that the dialogue ended the way the task
   expects.
@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterable, Mapping, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from kimi_pipeline.agents.tasks import RefError, is_ref, resolve_ref
+from kimi_pipeline.envs.state import RefError, is_ref, resolve_ref
 from kimi_pipeline.envs.semantics import infer_semantics
 from kimi_pipeline.envs.world import check_predicate
 from kimi_pipeline.judge import llm_judge

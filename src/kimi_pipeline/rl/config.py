@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kimi_pipeline.envs.episode import EpisodeConfig
+from kimi_pipeline.agents.episode import EpisodeConfig
 from kimi_pipeline.judge.rubric import JudgeConfig
 from kimi_pipeline.llm.base import BackendConfig
 from kimi_pipeline.rl.budget import BudgetConfig
@@ -125,7 +125,7 @@ class EpisodesConfig(BaseModel):
 
     episode: EpisodeConfig = Field(
         default_factory=lambda: EpisodeConfig(max_user_turns=3, max_agent_steps=6),
-        description="Limits and faults of one episode (envs/episode.py).",
+        description="Limits and faults of one episode (agents/episode.py).",
     )
     user_backend: BackendConfig = Field(
         default_factory=BackendConfig, description="The user simulator (offline by default)."

@@ -2,7 +2,7 @@
 it sampled itself carry loss.
 
 The RL stage trains the agent on whole episodes of the synthesis world: ``play_tool_episodes``
-plays K episodes of each work item (``envs.rollout.plan_work``) through ``envs.episode.run_episode``
+plays K episodes of each work item (``agents.rollout.plan_work``) through ``agents.episode.run_episode``
 with the policy served by ``HFBackend`` in the agent's seat, the user simulator as the user and
 the task's environment executing the calls. All episodes run concurrently under asyncio, so the
 backend micro-batches their moves. The K episodes of a task form a group (the objective's
@@ -45,8 +45,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from kimi_pipeline.agents.evaluate import SamplingOverride
-from kimi_pipeline.envs.episode import EpisodeConfig, run_episode
-from kimi_pipeline.envs.rollout import WorkItem
+from kimi_pipeline.agents.episode import EpisodeConfig, run_episode
+from kimi_pipeline.agents.rollout import WorkItem
 from kimi_pipeline.llm.base import ChatBackend, ChatRequest, ChatResponse
 from kimi_pipeline.llm.hf_backend import HFBackend
 from kimi_pipeline.records import Trajectory

@@ -135,7 +135,7 @@ def play_episodes(backend: Any, prompts: list[RLPrompt], groups: list[int], conf
                   iteration: int, temperature: float) -> list[Sampled]:
     """K episodes of every tool task (``rl/episodes.py``), the offline user simulator as the
     user; each episode's segments keep only the policy's own tokens trained."""
-    from kimi_pipeline.envs.rollout import WorkItem
+    from kimi_pipeline.agents.rollout import WorkItem
     from kimi_pipeline.llm.base import make_backend
     from kimi_pipeline.records import Agent, Task, ToolSpec
     from kimi_pipeline.rl.episodes import play_tool_episodes
@@ -683,7 +683,7 @@ def build_worker(spec: RLSpec) -> Worker:
 def main(spec_path: str) -> None:
     """Worker entry point (one per process): build, resume, run, save ``final/``."""
     from kimi_pipeline.training import engine as ds_engine
-    from kimi_pipeline.training.model_folder import replace_folder
+    from kimi_pipeline.model_folder import replace_folder
 
     spec = RLSpec.model_validate_json(Path(spec_path).read_text())
     run_dir = Path(spec.run_dir)
@@ -720,7 +720,7 @@ def _load_critic(spec: RLSpec):
         return None, []
     from kimi_pipeline.critic.model import load_critic
     from kimi_pipeline.critic.rubrics import DEFAULT_RUBRICS_FILE, load_rubrics
-    from kimi_pipeline.training.model_folder import ModelFolder
+    from kimi_pipeline.model_folder import ModelFolder
 
     rubrics = load_rubrics(spec.rubrics_file or DEFAULT_RUBRICS_FILE)
     return load_critic(ModelFolder(Path(spec.critic_model)), rubrics), rubrics.names

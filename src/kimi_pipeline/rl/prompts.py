@@ -150,7 +150,7 @@ def open_prompt(prompt: OpenPrompt, system_prompt: str | None) -> RLPrompt:
 
 
 def tool_prompt(item: Any) -> RLPrompt:
-    """A tool task (an ``envs.rollout.WorkItem``) as a prompt of the ``rubric`` source; its
+    """A tool task (an ``agents.rollout.WorkItem``) as a prompt of the ``rubric`` source; its
     messages are written by the episode, so the prompt keeps only what plays it."""
     return RLPrompt(
         prompt_id=item.task.task_id, source="rubric", task_type="tool", messages=[],

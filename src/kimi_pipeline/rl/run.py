@@ -30,7 +30,7 @@ from kimi_pipeline.training.chat import IGNORE_INDEX, render_with_mask
 from kimi_pipeline.training.engine import load_deepspeed_config
 from kimi_pipeline.training.launch import launch
 from kimi_pipeline.training.loop import read_jsonl, read_metrics
-from kimi_pipeline.training.model_folder import ModelFolder
+from kimi_pipeline.model_folder import ModelFolder
 from kimi_pipeline.training.objectives import pad_rows
 from kimi_pipeline.training.sft import digest, weights_identity
 
@@ -70,7 +70,7 @@ def tool_work_items(tasks: pl.DataFrame, agents: pl.DataFrame, tools: pl.DataFra
     (the SFT evaluation plays the validation agents: they stay unseen by RL too)."""
     from kimi_pipeline.agents.evaluate import validation_agent_ids
     from kimi_pipeline.agents.synthesis import split_playable, tool_lookup
-    from kimi_pipeline.envs.rollout import plan_work
+    from kimi_pipeline.agents.rollout import plan_work
     from kimi_pipeline.records import Agent, Task, ToolSpec, from_frame
 
     if n == 0 or tasks.is_empty():

@@ -38,7 +38,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from kimi_pipeline.registry import registrar
 from kimi_pipeline.training.chat import TEMPLATES
 from kimi_pipeline.training.model import ModelConfig, build_model
-from kimi_pipeline.training.model_folder import ModelFolder
+from kimi_pipeline.model_folder import ModelFolder
 from kimi_pipeline.training.tokenizer import corpus_from_examples, train_tokenizer
 
 log = logging.getLogger(__name__)

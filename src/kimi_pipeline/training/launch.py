@@ -137,7 +137,7 @@ def main(spec_path: str) -> None:
         MetricsSink, Trainer, autocast_dtype, freeze_below, schedule, seed_everything, total_steps,
     )
     from kimi_pipeline.training.model import flops_per_token, load_model, measure_peak_flops
-    from kimi_pipeline.training.model_folder import replace_folder
+    from kimi_pipeline.model_folder import replace_folder
     from kimi_pipeline.training.optim import prepare_optimizer
     from kimi_pipeline.training.tokenizer import load_tokenizer
 

@@ -27,7 +27,7 @@ from kimi_pipeline.training.chat import IGNORE_INDEX, render_with_mask
 from kimi_pipeline.training.engine import EngineConfig, load_deepspeed_config
 from kimi_pipeline.training.launch import RunSpec, launch
 from kimi_pipeline.training.loop import TrainConfig, read_metrics
-from kimi_pipeline.training.model_folder import ModelFolder
+from kimi_pipeline.model_folder import ModelFolder
 from kimi_pipeline.training.optim import OptimizerConfig
 from kimi_pipeline.training.packing import PackingConfig, collate_packed, pack
 

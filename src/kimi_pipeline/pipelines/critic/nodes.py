@@ -13,7 +13,7 @@ from kimi_pipeline.critic.open_prompts import make_open_prompts as generate
 from kimi_pipeline.critic.rubrics import load_rubrics
 from kimi_pipeline.records import GymResult, GymTask, OpenPrompt, PreferencePair, from_frame, \
     to_frame
-from kimi_pipeline.training.model_folder import ModelFolder
+from kimi_pipeline.model_folder import ModelFolder
 
 def _config(params: dict[str, Any]) -> run.CriticConfig:
     return run.CriticConfig.model_validate(params)

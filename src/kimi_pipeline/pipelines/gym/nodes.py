@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from kimi_pipeline.gym import report
 from kimi_pipeline.gym.run import GymConfig, generate_tasks, make_policy, roll_out, score
 from kimi_pipeline.records import GymResult, GymTask, QuarantineRecord, from_frame, to_frame
-from kimi_pipeline.training.model_folder import ModelFolder
+from kimi_pipeline.model_folder import ModelFolder
 
 
 def generate_gym_tasks(params: dict[str, Any]) -> pl.DataFrame:

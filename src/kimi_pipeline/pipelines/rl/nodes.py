@@ -15,7 +15,7 @@ from kimi_pipeline.rl import report, run
 from kimi_pipeline.rl.config import RLConfig
 from kimi_pipeline.rl.prompts import PromptPool, build_pool, prompts_frame, prompts_from_frame
 from kimi_pipeline.tracking import active_run_target
-from kimi_pipeline.training.model_folder import ModelFolder
+from kimi_pipeline.model_folder import ModelFolder
 
 log = logging.getLogger(__name__)
 

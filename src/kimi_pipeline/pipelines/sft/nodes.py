@@ -10,7 +10,7 @@ import polars as pl
 from kimi_pipeline.agents.evaluate import EvaluationConfig, compare_models
 from kimi_pipeline.tracking import active_run_target
 from kimi_pipeline.training import base_model, report, sft
-from kimi_pipeline.training.model_folder import ModelFolder
+from kimi_pipeline.model_folder import ModelFolder
 
 
 def prepare_base_model(sft_dataset: pl.DataFrame, params: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Callable
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from kimi_pipeline.envs.episode import EpisodeConfig, run_episode
+from kimi_pipeline.agents.episode import EpisodeConfig, run_episode
 from kimi_pipeline.envs.user_sim import PERSONAS
 from kimi_pipeline.llm.base import BackendConfig, make_backend
 from kimi_pipeline.procs import die_with_parent

@@ -14,8 +14,8 @@ from kimi_pipeline.agents.bundles import AgentConfig, sample_agents
 from kimi_pipeline.agents.policy import ImperfectionConfig
 from kimi_pipeline.agents.tasks import TaskConfig, write_all_tasks
 from kimi_pipeline.envs.base import FaultConfig
-from kimi_pipeline.envs.episode import EpisodeConfig, run_episode
-from kimi_pipeline.envs.rollout import RolloutConfig, run_shards
+from kimi_pipeline.agents.episode import EpisodeConfig, run_episode
+from kimi_pipeline.agents.rollout import RolloutConfig, run_shards
 from kimi_pipeline.llm.base import BackendConfig, ChatResponse, make_backend
 from kimi_pipeline.llm.server import ServerThread, create_app
 from kimi_pipeline.records import Task, ToolCall, Trajectory, from_frame, to_frame
@@ -124,11 +124,11 @@ def test_killed_run_resumes_to_the_same_trajectories(world, tmp_path):
     script = textwrap.dedent(f"""
         import os, signal
         from pathlib import Path
-        from tests.envs.test_episode import build_world, OFFLINE
-        from kimi_pipeline.envs.episode import EpisodeConfig
-        from kimi_pipeline.envs.rollout import RolloutConfig, run_shards
+        from tests.agents.test_episode import build_world, OFFLINE
+        from kimi_pipeline.agents.episode import EpisodeConfig
+        from kimi_pipeline.agents.rollout import RolloutConfig, run_shards
         from kimi_pipeline.records import Task, to_frame
-        from tests.envs.test_episode import tools_for
+        from tests.agents.test_episode import tools_for
         tools, agents, tasks = build_world()
         done = []
         def progress(n):
