@@ -9,7 +9,6 @@ world model, any tool spec), and real-execution ones (``sqlite``, ``filesystem``
 
 from __future__ import annotations
 
-import importlib
 import random
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
@@ -17,7 +16,7 @@ from typing import Any, Callable, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from kimi_pipeline.records import ExpectedCall, Rubric, Task, ToolCall, ToolSpec
-from kimi_pipeline.registry import registrar
+from kimi_pipeline.registry import Registry
 
 
 class FaultConfig(BaseModel):
@@ -115,22 +114,16 @@ class Environment(Protocol):
     def close(self) -> None: ...
 
 
-_ENVIRONMENTS: dict[str, Callable[[FaultConfig], Environment]] = {}
-
 # where each environment is defined: imported on first use, so worker processes need no setup
 ENVIRONMENT_MODULES = {
     "simulated": "kimi_pipeline.envs.world",
     "sqlite": "kimi_pipeline.envs.sqlite_env",
     "filesystem": "kimi_pipeline.envs.filesystem_env",
 }
-
-
-register_environment = registrar(_ENVIRONMENTS)
+_ENVIRONMENTS: Registry[Callable[[FaultConfig], Environment]] = Registry(
+    "environment", lazy=ENVIRONMENT_MODULES)
+register_environment = _ENVIRONMENTS.register
 
 
 def make_environment(kind: str, faults: FaultConfig | None = None) -> Environment:
-    if kind not in _ENVIRONMENTS and kind in ENVIRONMENT_MODULES:
-        importlib.import_module(ENVIRONMENT_MODULES[kind])
-    if kind not in _ENVIRONMENTS:
-        raise ValueError(f"unknown environment {kind!r}; known: {sorted(_ENVIRONMENTS)}")
-    return _ENVIRONMENTS[kind](faults or FaultConfig())
+    return _ENVIRONMENTS.lookup(kind)(faults or FaultConfig())

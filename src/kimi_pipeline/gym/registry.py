@@ -14,13 +14,13 @@ backend cannot leak into another's.
 from __future__ import annotations
 
 import copy
-import importlib
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from kimi_pipeline.records import GymTask
+from kimi_pipeline.registry import Registry
 
 if TYPE_CHECKING:
     from kimi_pipeline.llm.base import ChatBackend
@@ -74,8 +74,6 @@ def error_line(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
 
 
-_DOMAINS: dict[str, Domain] = {}
-
 # where each built-in domain is defined: imported on first use
 DOMAIN_MODULES: dict[str, str] = {
     "coding": "kimi_pipeline.gym.coding",
@@ -85,6 +83,7 @@ DOMAIN_MODULES: dict[str, str] = {
     "instruction_following": "kimi_pipeline.gym.instructions",
     "faithfulness": "kimi_pipeline.gym.faithfulness",
 }
+_DOMAINS: Registry[Domain] = Registry("gym domain", lazy=DOMAIN_MODULES)
 
 
 def register_domain(name: str):
@@ -92,22 +91,15 @@ def register_domain(name: str):
 
     def wrap(cls: type[Domain]) -> type[Domain]:
         cls.name = name
-        _DOMAINS[name] = cls()
+        _DOMAINS.add(name, cls())
         return cls
 
     return wrap
 
 
 def get_domain(name: str) -> Domain:
-    if name not in _DOMAINS and name in DOMAIN_MODULES:
-        importlib.import_module(DOMAIN_MODULES[name])
-    if name not in _DOMAINS:
-        known = sorted(set(_DOMAINS) | set(DOMAIN_MODULES))
-        raise KeyError(f"unknown gym domain {name!r}; known: {known}")
-    return _DOMAINS[name]
+    return _DOMAINS.lookup(name)
 
 
 def all_domains() -> dict[str, Domain]:
-    for name in DOMAIN_MODULES:
-        get_domain(name)
-    return dict(sorted(_DOMAINS.items()))
+    return _DOMAINS.load_all()

@@ -17,7 +17,7 @@ from typing import Any, Callable, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from kimi_pipeline.records import ToolCall
-from kimi_pipeline.registry import registrar
+from kimi_pipeline.registry import Registry
 
 
 @dataclass
@@ -147,24 +147,22 @@ class BackendConfig(BaseModel):
     )
 
 
-_BACKENDS: dict[str, Callable[[BackendConfig], ChatBackend]] = {}
-
-
-register_backend = registrar(_BACKENDS)  # a backend factory under its ``kind``
+# where each backend is defined: importing it registers it (torch is imported only for 'hf');
+# this module imports none of them, so there is no import circle with its implementations
+BACKEND_MODULES = {
+    "offline": "kimi_pipeline.llm.offline",
+    "openai": "kimi_pipeline.llm.openai_backend",
+    "hf": "kimi_pipeline.llm.hf_backend",
+}
+_BACKENDS: Registry[Callable[[BackendConfig], ChatBackend]] = Registry(
+    "LLM backend", lazy=BACKEND_MODULES)
+register_backend = _BACKENDS.register  # a backend factory under its ``kind``
 
 
 def make_backend(config: BackendConfig | dict[str, Any]) -> ChatBackend:
     if isinstance(config, dict):
         config = BackendConfig.model_validate(config)
-    # importing the implementations registers them; torch is imported only for 'hf'
-    from kimi_pipeline.llm import offline, openai_backend  # noqa: F401
-
-    if config.kind == "hf":
-        from kimi_pipeline.llm import hf_backend  # noqa: F401
-
-    if config.kind not in _BACKENDS:
-        raise ValueError(f"unknown LLM backend {config.kind!r}; known: {sorted(_BACKENDS)}")
-    return _BACKENDS[config.kind](config)
+    return _BACKENDS.lookup(config.kind)(config)
 
 
 def complete_many(

@@ -7,7 +7,6 @@ reply a competent model would write, in the same format. Same request → same r
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from typing import Any, Callable
@@ -19,11 +18,9 @@ from kimi_pipeline.llm.base import (
     Usage,
     register_backend,
 )
-from kimi_pipeline.registry import registrar
+from kimi_pipeline.registry import Registry, UnknownName
 
 OfflineProgram = Callable[[ChatRequest], "str | dict[str, Any] | list[Any] | ChatResponse"]
-_PROGRAMS: dict[str, OfflineProgram] = {}
-
 # where each role's program lives: imported on first use, so any process (a worker, the
 # OpenAI-compatible server) can answer every role without knowing the modules itself
 ROLE_MODULES = {
@@ -41,7 +38,8 @@ ROLE_MODULES = {
 }
 
 
-offline_role = registrar(_PROGRAMS)  # the deterministic program answering a role's requests
+_PROGRAMS: Registry[OfflineProgram] = Registry("offline role", lazy=ROLE_MODULES)
+offline_role = _PROGRAMS.register  # the deterministic program answering a role's requests
 
 
 def _words(text: str) -> int:
@@ -60,16 +58,12 @@ class OfflineBackend:
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         start = time.perf_counter()
-        if request.role not in _PROGRAMS and request.role in ROLE_MODULES:
-            importlib.import_module(ROLE_MODULES[request.role])
-        program = _PROGRAMS.get(request.role)
-        if program is None:
-            return ChatResponse(
-                content=None,
-                backend=self.name,
-                error=f"offline backend has no program for role {request.role!r}; "
-                f"known roles: {sorted(_PROGRAMS)}",
-            )
+        try:
+            program = _PROGRAMS.lookup(request.role)
+        except UnknownName:
+            return ChatResponse(content=None, backend=self.name,
+                                error=f"offline backend has no program for role {request.role!r}; "
+                                f"known roles: {_PROGRAMS.names()}")
         reply = program(request)
         if isinstance(reply, ChatResponse):
             reply.backend = self.name
