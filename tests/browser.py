@@ -2,8 +2,9 @@
 
 ``chromium()`` gives the browser's path. When it is absent and the machine allows it (root with
 ``apt-get``, Debian's ``chromium`` package), it is installed once; otherwise the calling test is
-skipped with the reason. ``screenshot`` and ``rendered_dom`` drive the browser from its command
-line, so no WebDriver or browser download is needed; ``look`` does both in one start. ``serve``
+skipped with the reason. ``look`` drives the browser from its command line (a screenshot and
+the rendered DOM in one start), so no WebDriver or browser download is needed (``devtools.Page``
+speaks DevTools where a page must be set up first). ``serve``
 runs a web server (``kedro viz run``, ``mlflow ui``) in a subprocess until its page answers, and
 stops it afterwards.
 """
@@ -114,27 +115,11 @@ def _browse(browser: str, url: str, extra: Sequence[str], wait_ms: int,
     return subprocess.run(command, capture_output=True, text=True, timeout=120 + wait_ms / 1000)
 
 
-def screenshot(browser: str, url: str, path: Path, *, wait_ms: int = 10_000,
-               size: tuple[int, int] = (1600, 1000)) -> Path:
-    """A PNG of ``url`` after ``wait_ms`` of (virtual) page time."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    done = _browse(browser, url, [f"--screenshot={path}"], wait_ms, size)
-    assert path.is_file() and path.stat().st_size > 0, f"no screenshot of {url}: {done.stderr}"
-    return path
-
-
-def rendered_dom(browser: str, url: str, *, wait_ms: int = 10_000,
-                 size: tuple[int, int] = (1600, 1000)) -> str:
-    """The page's DOM after its scripts ran for ``wait_ms`` (what a user would see, as HTML)."""
-    done = _browse(browser, url, ["--dump-dom"], wait_ms, size)
-    assert done.returncode == 0, f"chromium could not render {url}: {done.stderr[-1000:]}"
-    return done.stdout
-
-
 def look(browser: str, url: str, path: Path, *, wait_ms: int = 10_000,
          size: tuple[int, int] = (1600, 1000)) -> str:
-    """``screenshot`` and ``rendered_dom`` of ``url`` from one browser start (a single-page app
-    such as MLflow's takes seconds to start each time): writes the PNG, returns the DOM."""
+    """A PNG of ``url`` and its DOM after ``wait_ms`` of (virtual) page time, from one browser
+    start (a single-page app such as MLflow's takes seconds to start each time): writes the
+    PNG, returns the DOM (what a user would see, as HTML)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     done = _browse(browser, url, [f"--screenshot={path}", "--dump-dom"], wait_ms, size)
     assert done.returncode == 0 and path.is_file(), f"chromium could not render {url}: " \
