@@ -39,17 +39,12 @@ from kimi_pipeline.envs.state import (
     is_ref,
     resolve_arguments,
 )
-from kimi_pipeline.envs.semantics import (
-    ToolSemantics,
-    infer_semantics,
-    plural,
-    singular,
-    split_words,
-)
+from kimi_pipeline.envs.semantics import ToolSemantics, infer_semantics
 from kimi_pipeline.llm.base import ChatBackend, ChatRequest, ChatResponse, complete_many
 from kimi_pipeline.llm.offline import offline_role
 from kimi_pipeline.records import Agent, Task, ToolSpec
 from kimi_pipeline.registry import registrar
+from kimi_pipeline.text import plural, singular, split_words
 
 ROLE = "task_writer"
 EVENTS = "_events"  # where the world model records actions (not a resource collection)

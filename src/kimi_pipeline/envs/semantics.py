@@ -11,10 +11,11 @@ the repository — real or synthetic — can be simulated without hand-written a
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
+
+from kimi_pipeline.text import plural, singular, split_words
 
 Operation = Literal["create", "read", "list", "update", "delete", "action"]
 
@@ -46,7 +47,6 @@ STATUS_VERBS = {
 _CUT = {"by", "for", "from", "in", "on", "with", "at", "to", "into", "via", "per"}
 _STOP = set("a an the by for of to from in on at with all my new current latest details info "
             "data v1 v2 api".split())
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _PAGINATION = {"limit", "offset", "page", "page_size", "cursor", "max_results", "per_page", "sort",
                "sort_by", "order", "order_by", "dry_run", "validate_only", "fields", "include"}
 
@@ -65,28 +65,6 @@ class ToolSemantics:
     field_params: tuple[str, ...]  # arguments that set resource fields (create / update)
     filter_params: tuple[str, ...]  # arguments that filter resources (list / read)
     required: tuple[str, ...]  # required arguments
-
-
-def split_words(name: str) -> list[str]:
-    return [w for w in re.split(r"[_\-.\s]+", _CAMEL.sub("_", name).lower()) if w]
-
-
-def singular(word: str) -> str:
-    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ses", "s"), ("xes", "x"), ("ches", "ch"),
-                         ("shes", "sh")):
-        if word.endswith(suffix) and len(word) > len(suffix) + 1:
-            return word[: -len(suffix)] + repl
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
-        return word[:-1]
-    return word
-
-
-def plural(word: str) -> str:
-    if word.endswith("y") and word[-2:-1] not in "aeiou":
-        return word[:-1] + "ies"
-    if word.endswith(("s", "x", "ch", "sh")):
-        return word + "es"
-    return word + "s"
 
 
 def infer_semantics(name: str, description: str, parameters: dict[str, Any]) -> ToolSemantics:

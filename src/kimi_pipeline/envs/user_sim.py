@@ -39,7 +39,7 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, Field
 
 from kimi_pipeline.envs.state import request_stages
-from kimi_pipeline.envs.semantics import split_words
+from kimi_pipeline.text import split_words
 from kimi_pipeline.llm.base import ChatBackend, ChatRequest, ChatResponse, Usage
 from kimi_pipeline.llm.offline import offline_role
 from kimi_pipeline.records import Message, Task

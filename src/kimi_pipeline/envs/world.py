@@ -45,14 +45,9 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from kimi_pipeline.envs.base import FaultConfig, StepResult, register_environment
-from kimi_pipeline.envs.semantics import (
-    ToolSemantics,
-    infer_semantics,
-    plural,
-    singular,
-    split_words,
-)
+from kimi_pipeline.envs.semantics import ToolSemantics, infer_semantics
 from kimi_pipeline.records import StatePredicate, ToolCall, ToolSpec
+from kimi_pipeline.text import plural, singular, split_words
 
 try:  # the regex parser, used to sample strings matching a schema 'pattern'
     from re import _parser as _sre

@@ -37,6 +37,7 @@ from jsonschema.exceptions import best_match
 
 from kimi_pipeline.llm.base import ChatBackend, ChatRequest, ChatResponse, complete_many
 from kimi_pipeline.llm.offline import offline_role
+from kimi_pipeline.text import plural
 from kimi_pipeline.tools.config import EvolveConfig
 from kimi_pipeline.tools.taxonomy import (
     Attribute,
@@ -629,17 +630,6 @@ _REASONS = ["customer_request", "duplicate", "entered_in_error", "no_longer_need
 
 
 # -- words
-
-
-def plural(word: str) -> str:
-    """English plural of a snake_case noun (last word inflected)."""
-    if word.endswith(("series", "dues", "news", "sms")):
-        return word
-    if word.endswith("y") and word[-2:-1] not in "aeiou":
-        return word[:-1] + "ies"
-    if word.endswith(("s", "x", "z", "ch", "sh")):
-        return word + "es"
-    return word + "s"
 
 
 def _noun(slug: str) -> str:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from kimi_pipeline.text import singular
+
 # One line per domain; see the module docstring for the attribute mini-language.
 _TAXONOMY = """
 # financial_trading | Financial trading | Trading securities, currencies, derivatives and digital assets, and managing the portfolios, risk limits and market data around them.
@@ -520,13 +522,6 @@ def humanize(slug: str) -> str:
     words = [_ACRONYMS.get(w, w) for w in slug.split("_")]
     text = " ".join(words)
     return text[:1].upper() + text[1:]
-
-
-def singular(word: str) -> str:
-    for tail, repl in (("ies", "y"), ("sses", "ss"), ("xes", "x"), ("ches", "ch"), ("shes", "sh")):
-        if word.endswith(tail):
-            return word[: -len(tail)] + repl
-    return word[:-1] if word.endswith("s") and not word.endswith("ss") else word
 
 
 def _infer(name: str) -> dict[str, Any]:

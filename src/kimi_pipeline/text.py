@@ -1,0 +1,45 @@
+"""Small English helpers every layer reads tool names with: splitting identifiers into words,
+and the singular / plural of a resource noun.
+
+One rule set, so the task writer, the world model, the taxonomy and the tool evolver agree on
+what ``addresses``, ``statuses``, ``series`` or ``quiz`` are (three copies had drifted apart).
+"""
+
+from __future__ import annotations
+
+import re
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+# nouns whose plural is the word itself (a snake_case noun is inflected on its last word)
+INVARIANT = ("series", "dues", "news", "sms", "species", "data", "info", "metadata")
+
+
+def split_words(name: str) -> list[str]:
+    """``getOrderStatus`` / ``get_order-status`` → ``['get', 'order', 'status']``."""
+    return [w for w in re.split(r"[_\-.\s]+", _CAMEL.sub("_", name).lower()) if w]
+
+
+def singular(word: str) -> str:
+    """``orders`` → ``order``, ``categories`` → ``category``, ``addresses`` → ``address``;
+    ``status``, ``analysis``, ``series`` stay."""
+    if word.endswith(INVARIANT):
+        return word
+    for suffix, repl in (("ies", "y"), ("sses", "ss"), ("ses", "s"), ("xes", "x"), ("ches", "ch"),
+                         ("shes", "sh"), ("zzes", "z")):
+        if word.endswith(suffix) and len(word) > len(suffix) + 1:
+            return word[: -len(suffix)] + repl
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
+        return word[:-1]
+    return word
+
+
+def plural(word: str) -> str:
+    """``order`` → ``orders``, ``category`` → ``categories``, ``box`` → ``boxes``;
+    ``series``, ``news`` stay."""
+    if word.endswith(INVARIANT):
+        return word
+    if word.endswith("y") and word[-2:-1] not in "aeiou":
+        return word[:-1] + "ies"
+    if word.endswith(("s", "x", "z", "ch", "sh")):
+        return word + "es"
+    return word + "s"
