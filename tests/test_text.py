@@ -10,7 +10,8 @@ from kimi_pipeline.text import plural, singular, split_words
 @pytest.mark.parametrize("one, many", [
     ("order", "orders"), ("category", "categories"), ("day", "days"), ("address", "addresses"),
     ("box", "boxes"), ("match", "matches"), ("wish", "wishes"), ("quiz", "quizes"),
-    ("series", "series"), ("news", "news"), ("fx_order", "fx_orders"),
+    ("series", "series"), ("news", "news"), ("fx_order", "fx_orders"), ("sku", "skus"),
+    ("menu", "menus"),
 ])
 def test_plural_and_singular_invert_each_other(one, many):
     assert plural(one) == many
@@ -18,7 +19,8 @@ def test_plural_and_singular_invert_each_other(one, many):
         assert singular(many) == one
 
 
-@pytest.mark.parametrize("word", ["status", "analysis", "class", "bus", "series", "data"])
+@pytest.mark.parametrize("word", ["status", "order_status", "analysis", "class", "series",
+                                  "data"])
 def test_singular_leaves_words_that_only_look_plural(word):
     assert singular(word) == word
 

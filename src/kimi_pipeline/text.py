@@ -12,6 +12,11 @@ import re
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 # nouns whose plural is the word itself (a snake_case noun is inflected on its last word)
 INVARIANT = ("series", "dues", "news", "sms", "species", "data", "info", "metadata")
+# singular nouns that end in -us / -is (a plural such as ``skus`` or ``menus`` loses its s)
+SINGULAR_ENDINGS = ("status", "bonus", "campus", "census", "corpus", "focus", "radius", "virus",
+                    "nexus", "consensus", "syllabus", "phosphorus", "chorus", "walrus",
+                    "thesaurus", "basis", "analysis", "axis", "thesis",
+                    "crisis", "diagnosis", "emphasis", "synopsis", "hypothesis")
 
 
 def split_words(name: str) -> list[str]:
@@ -28,7 +33,7 @@ def singular(word: str) -> str:
                          ("shes", "sh"), ("zzes", "z")):
         if word.endswith(suffix) and len(word) > len(suffix) + 1:
             return word[: -len(suffix)] + repl
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
+    if word.endswith("s") and not word.endswith(("ss", *SINGULAR_ENDINGS)) and len(word) > 3:
         return word[:-1]
     return word
 
