@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -60,9 +61,16 @@ def chromium() -> str:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free loopback port below 49152: kedro-viz refuses the ephemeral range above it, where
+    the ports the system hands out for port 0 usually lie."""
+    for port in random.sample(range(20_000, 49_000), 50):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.fail("no free loopback port between 20000 and 49000")
 
 
 def wait_for(url: str, timeout_s: float, process: subprocess.Popen | None = None) -> None:

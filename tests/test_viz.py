@@ -13,8 +13,6 @@ stage in focus mode expanded, checks what it rendered and keeps screenshots (set
 from __future__ import annotations
 
 import json
-import random
-import socket
 import struct
 import sys
 import urllib.request
@@ -22,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import chromium, screenshot_dir, serve
+from tests.browser import chromium, free_port, screenshot_dir, serve
 from tests.devtools import Page
 from tests.test_layers import LAYERS
 
@@ -41,19 +39,6 @@ RENDERED = """JSON.stringify({
 })"""
 DISMISS_BANNERS = """[...document.querySelectorAll('button')]
   .filter(b => b.textContent.trim() === 'Dismiss').forEach(b => b.click())"""
-
-
-def viz_port() -> int:
-    """A free loopback port kedro-viz accepts: it refuses ports above 49151, where the
-    ephemeral ports that ``browser.free_port`` gets from the system usually lie."""
-    for port in random.sample(range(20_000, 49_000), 50):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.fail("no free port between 20000 and 49000 for kedro-viz")
 
 
 def get_json(url: str) -> dict:
@@ -112,7 +97,7 @@ def check_png(path: Path) -> None:
 @pytest.mark.slow
 def test_kedro_viz_shows_stages_collapsed_over_ordered_layers(project, tmp_path):
     browser = chromium()
-    port = viz_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = [str(KEDRO), "viz", "run", "--no-browser", "--host", "127.0.0.1", "--port",
                str(port), "--env", "test"]
