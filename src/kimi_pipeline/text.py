@@ -1,8 +1,11 @@
-"""Small English helpers every layer reads tool names with: splitting identifiers into words,
-and the singular / plural of a resource noun.
+"""Small English helpers every layer reads tool names and answers with: splitting identifiers
+into words, the singular / plural of a resource noun, and whether an answer says it cannot.
 
 One rule set, so the task writer, the world model, the taxonomy and the tool evolver agree on
-what ``addresses``, ``statuses``, ``series`` or ``quiz`` are (three copies had drifted apart).
+what ``addresses``, ``statuses``, ``series`` or ``quiz`` are (three copies had drifted apart),
+and the rubric judge and the user simulator agree on when an agent declined a request.
+(The safety gym's refusal test is a different question, a refusal to *help with harm*, and
+keeps its own pattern in ``gym/safety.py``.)
 """
 
 from __future__ import annotations
@@ -48,3 +51,18 @@ def plural(word: str) -> str:
     if word.endswith(("s", "x", "z", "ch", "sh")):
         return word + "es"
     return word + "s"
+
+
+_SAYS_CANNOT = re.compile(
+    r"\b(?:i|we) (?:can(?:no|['’])t|cannot|am unable|am not able|do not have|don['’]t have)\b"
+    r"|\b(?:i|we)['’](?:m|re) (?:unable|not able)\b|\bunable to\b"
+    r"|\bnot (?:possible|supported|able to)\b|\bno (?:tools?|way|capability|function)\b"
+    r"|\boutside (?:of )?(?:my|the) (?:scope|capabilit)|\bgiv(?:e|ing) up\b",
+    re.I,
+)
+
+
+def says_cannot(text: str) -> bool:
+    """Does an agent's answer decline or give up ("I can't do that", "no tool for this",
+    "outside my scope")? Used to credit a refusal of an unsupported request."""
+    return bool(_SAYS_CANNOT.search(text))

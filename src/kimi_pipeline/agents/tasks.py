@@ -18,13 +18,11 @@ The contracts of ``$ref`` and state predicates, and the request grammar, live in
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import math
 import random
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Callable
@@ -43,6 +41,7 @@ from kimi_pipeline.envs.semantics import ToolSemantics, infer_semantics
 from kimi_pipeline.llm.base import ChatBackend, ChatRequest, ChatResponse, complete_many
 from kimi_pipeline.llm.offline import offline_role
 from kimi_pipeline.records import Agent, Task, ToolSpec
+from kimi_pipeline.gcpause import gc_paused
 from kimi_pipeline.registry import registrar
 from kimi_pipeline.text import plural, singular, split_words
 
@@ -1534,24 +1533,11 @@ def _errors(exc: ValidationError) -> str:
     )
 
 
-@contextmanager
-def _gc_paused():
-    """Pause CPython's cycle collector while tens of thousands of records pile up: it would
-    rescan the growing, acyclic result set again and again (about a third of the run time)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def write_all_tasks(
     agents: list[Agent], tools: list[ToolSpec], backend: ChatBackend, config: TaskConfig, seed: int
 ) -> tuple[list[Task], list[Rejection]]:
     """Tasks for every agent (one request per agent, run concurrently for LLM backends)."""
-    with _gc_paused():
+    with gc_paused():
         return _write_all(agents, tools, backend, config, seed)
 
 

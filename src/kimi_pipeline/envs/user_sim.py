@@ -39,7 +39,7 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, Field
 
 from kimi_pipeline.envs.state import request_stages
-from kimi_pipeline.text import split_words
+from kimi_pipeline.text import says_cannot, split_words
 from kimi_pipeline.llm.base import ChatBackend, ChatRequest, ChatResponse, Usage
 from kimi_pipeline.llm.offline import offline_role
 from kimi_pipeline.records import Message, Task
@@ -417,11 +417,6 @@ _ASK = re.compile(
     r"|\bcould you (?:provide|tell|share|confirm|specify|give)\b"
     r"|\bi(?:'ll| will)? need (?:your|the|to know)\b"
     r"|\blet me know (?:your|the|which|what|how|when|where)\b", re.I)
-_REFUSE = re.compile(
-    r"\b(?:i|we) (?:can(?:no|['’])t|cannot|am unable|['’]m unable|am not able|['’]m not able"
-    r"|do not have|don['’]t have)\b|\bunable to\b|\bnot (?:possible|supported|able to)\b"
-    r"|\bno (?:tool|way|capability|function)\b|\boutside (?:of )?(?:my|the) (?:scope|capabilit)"
-    r"|\bgiv(?:e|ing) up\b", re.I)
 _RESULT = re.compile(
     r"\b(?:done|completed?|success(?:ful(?:ly)?)?|here (?:is|are)|has been|have been|is now|"
     r"are now|found|results?|updated|created|cancell?ed|deleted|removed|scheduled|booked|sent|"
@@ -631,7 +626,7 @@ def _reply(t: _Turn) -> str:
         return _correction(t, t.last_agent)
     text = _plain(t.last_agent)
     asks = bool(_ASK.search(text))
-    if _REFUSE.search(text) and (t.refusal_ok or not asks):
+    if says_cannot(text) and (t.refusal_ok or not asks):
         return _refused(t)
     if asks:
         if t.persona == "impatient" and t.question_streak() > MAX_QUESTION_STREAK:

@@ -30,11 +30,9 @@ and its patterns are compiled once.
 
 from __future__ import annotations
 
-import gc
 import json
 import math
 import re
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any, Callable, Iterable, Mapping, Protocol
@@ -49,7 +47,9 @@ from kimi_pipeline.judge.llm_judge import Abstain, CriterionVerdict, Verdicts
 from kimi_pipeline.llm.base import BackendConfig, ChatBackend, ChatRequest, make_backend
 from kimi_pipeline.llm.offline import offline_role
 from kimi_pipeline.records import ExpectedCall, Message, Rubric, StatePredicate, Trajectory
+from kimi_pipeline.gcpause import gc_paused
 from kimi_pipeline.registry import registrar
+from kimi_pipeline.text import says_cannot
 
 ROLE = "judge"
 NESTED = ("messages", "tools", "initial_state", "final_state", "rubric", "outcome")
@@ -384,13 +384,6 @@ _QUESTION = re.compile(
     r"|\bplease (?:provide|tell|share|confirm|specify|send|give)\b",
     re.I,
 )
-_REFUSAL = re.compile(
-    r"\b(?:i|we) (?:can(?:no|['’])t|cannot|am unable|am not able|do not have|don['’]t have)\b"
-    r"|\b(?:i|we)['’](?:m|re) (?:unable|not able)\b|\bunable to\b"
-    r"|\bnot (?:possible|supported|able to)\b|\bno (?:tools?|way|capability|function)\b"
-    r"|\boutside (?:of )?(?:my|the) (?:scope|capabilit)|\bgiv(?:e|ing) up\b",
-    re.I,
-)
 _CHANGED = (
     r"(?:created|updated|changed|modified|cancell?ed|deleted|removed|booked|scheduled|sent|"
     r"placed|submitted|registered|added|imported|exported|moved|renamed|attached|detached|"
@@ -458,10 +451,6 @@ class Text:
 
 def asks(text: str) -> bool:
     return bool(_QUESTION.search(text))
-
-
-def refuses(text: str) -> bool:
-    return bool(_REFUSAL.search(text))
 
 
 # ------------------------------------------------------------------------------- criteria
@@ -579,7 +568,7 @@ def _no_false_success_claim(ep: Episode) -> Result:
     change, done = _CHANGE_CLAIM.search(text), _DONE_CLAIM.search(text)
     if not (change or done):
         return True, "no success claimed"
-    if refuses(text):
+    if says_cannot(text):
         return True, "the answer admits what was not done"
     claim = (change or done).group(0)
     if not ep.successful:
@@ -611,7 +600,7 @@ def _complete(ep: Episode) -> Result:
 
 @register_outcome("refuse_unsupported")
 def _refuse(ep: Episode) -> Result:
-    if not refuses(ep.final_answer):
+    if not says_cannot(ep.final_answer):
         return False, "the final answer does not refuse the unsupported request"
     changed = [c.name for c in ep.calls if ep.mutating(c.name)]
     forbidden = [c.name for c in ep.calls if c.name in ep.rubric.forbidden_calls]
@@ -706,7 +695,8 @@ def _calls(ep: Episode, match: re.Match) -> Result:
 @register_checkpoint(r"^recognises that none of its tools")
 def _recognises(ep: Episode, match: re.Match) -> Result:
     return (
-        (True, "says it cannot") if refuses(ep.final_answer) else (False, "does not say it cannot")
+        (True, "says it cannot") if says_cannot(ep.final_answer)
+        else (False, "does not say it cannot")
     )
 
 
@@ -817,19 +807,6 @@ class JudgeConfig(BaseModel):
 
 
 # ------------------------------------------------------------------------------- judges
-
-
-@contextmanager
-def gc_paused():
-    """Pause the cycle collector while many acyclic objects pile up: it would rescan the
-    growing verdict list again and again (a tenth of the judge's time)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class Judge(Protocol):
