@@ -25,7 +25,7 @@ import sys
 import time
 import urllib.request
 
-from kimi_pipeline.llm.base import BackendConfig, ChatRequest, complete_many
+from kimi_pipeline.llm.base import ChatRequest, complete_many, OpenAIBackendConfig
 from kimi_pipeline.llm.openai_backend import OpenAIBackend
 
 
@@ -74,7 +74,7 @@ def _server_cpu_s(pid: int) -> float:
 
 
 def run_level(root: str, server_pid: int, level: int, n: int) -> dict:
-    config = BackendConfig(kind="openai", model="echo", base_url=f"{root}/v1", cache_dir=None,
+    config = OpenAIBackendConfig(model="echo", base_url=f"{root}/v1", cache_dir=None,
                            max_concurrency=level, max_retries=0, timeout_s=30)
     backend = OpenAIBackend(config)
     requests = [ChatRequest(role="agent", messages=[{"role": "user", "content": f"request {i}"}])

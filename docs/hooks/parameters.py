@@ -3,7 +3,7 @@
 A page asks for a table with a marker on a line of its own:
 
     <!-- parameters: rl -->                                  a stage: a key of STAGE_CONFIGS
-    <!-- model: kimi_pipeline.llm.base.BackendConfig -->     any pydantic model, by import path
+    <!-- model: kimi_pipeline.llm.base.HFBackendConfig -->   any pydantic model, by import path
 
 The marker becomes Markdown (so MkDocs still checks every link it holds): a table of the
 top-level fields, then one section per nested model with every field below it as a dotted
@@ -11,9 +11,10 @@ parameter path (``rl.train.iterations``; ``[]`` for the items of a list,
 ``<name>`` for the values of a dict), its type, its default, the value ``conf/base`` sets
 (stage tables) and the field's description with its bounds. Defaults of nested models are taken
 from the parent's default instance, so ``rl.optimizer.lr`` shows the RL default, not the class
-default. Fields holding an LLM backend (``BackendConfig``, 22 fields, used in many places) are
-one row with the values that differ from the backend defaults, and their full table sits in a
-collapsed block below the section.
+default. Fields holding an LLM backend (``BackendConfig``: a union keyed on ``kind`` of
+``OfflineBackendConfig``, ``OpenAIBackendConfig``, ``HFBackendConfig``, used in many places) are
+one row with the values that differ from the backend defaults, and the full table of the kind
+``conf/base`` (or the default) selects sits in a collapsed block below the section.
 
 An unknown stage or model, or a model that cannot be imported, stops the build.
 """
@@ -36,7 +37,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 MARKER = re.compile(r"^<!--\s*(parameters|model):\s*([\w.]+)\s*-->\s*$", re.MULTILINE)
-# the page documenting every BackendConfig field, and the heading there
+# the page documenting the fields of every backend kind, and the heading there
 BACKEND_PAGE = "bring-your-own/endpoint.md"
 BACKEND_ANCHOR = "backend-fields"
 REQUIRED = "<em>required</em>"
@@ -96,8 +97,17 @@ def _base_values(root: Path, key: str) -> dict[str, Any]:
 
 
 def _is_backend(model: Any) -> bool:
-    return isinstance(model, type) and model.__name__ == "BackendConfig" and issubclass(
-        model, BaseModel)
+    """A backend block's model (a subclass of ``llm.base.BackendSettings``)."""
+    return isinstance(model, type) and issubclass(model, BaseModel) and any(
+        cls.__name__ == "BackendSettings" for cls in model.__mro__[1:])
+
+
+def _backend_kind(model: type[BaseModel], default: Any, base_value: Any) -> type[BaseModel]:
+    """The backend class of the kind ``conf/base`` names, else the default's."""
+    settings = next(cls for cls in model.__mro__ if cls.__name__ == "BackendSettings")
+    kinds = {cls.model_fields["kind"].default: cls for cls in settings.__subclasses__()}
+    kind = base_value.get("kind") if isinstance(base_value, dict) else None
+    return kinds.get(kind or getattr(default, "kind", None), model)
 
 
 def _nested_model(annotation: Any) -> tuple[type[BaseModel] | None, str]:
@@ -265,8 +275,7 @@ class Table:
         else:
             default_cell = _value_cell(value_text(default))
         if _is_backend(nested):
-            type_cell = f"[{_code(type_name(field.annotation))}]" \
-                        f"({self.link(BACKEND_PAGE, BACKEND_ANCHOR)})"
+            type_cell = f"[{_code('BackendConfig')}]({self.link(BACKEND_PAGE, BACKEND_ANCHOR)})"
         description = _description(field.description)
         bounds = _bounds(field)
         if bounds:
@@ -310,8 +319,8 @@ class Table:
             default = getattr(instance, name) if instance is not None else _default(field)
             base_value = (base or {}).get(name, _Required())
             nested, how = _nested_model(field.annotation)
-            rows.append(self.row(path, field, _code(type_name(field.annotation)), default,
-                                 base_value, nested))
+            type_cell = "" if _is_backend(nested) else _code(type_name(field.annotation))
+            rows.append(self.row(path, field, type_cell, default, base_value, nested))
             if nested is None:
                 continue
             if _is_backend(nested):
@@ -322,12 +331,13 @@ class Table:
             self.walk(nested, f"{path}{how}", child, child_base, rows, backends)
 
     def backend_block(self, path, model, how, default, base_value) -> str:
-        """A collapsed block with every field of one backend."""
+        """A collapsed block with every field of one backend (of the kind it is set to)."""
         rows: list[str] = []
-        instance = default if isinstance(default, BaseModel) else _instance(model)
+        model = _backend_kind(model, default, base_value)
+        instance = default if isinstance(default, model) else _instance(model)
         base = base_value if isinstance(base_value, dict) and not how else {}
         self.walk(model, f"{path}{how}", instance, base, rows, [])
-        title = f"{path}{how}: all {len(model.model_fields)} backend fields"
+        title = f"{path}{how}: all {len(model.model_fields)} fields of kind {model().kind}"
         body = "\n".join("    " + line for line in self.table(rows).splitlines())
         return f'??? note "{_cell(title)}"\n\n{body}'
 

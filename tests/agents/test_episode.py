@@ -16,12 +16,17 @@ from kimi_pipeline.agents.tasks import TaskConfig, write_all_tasks
 from kimi_pipeline.envs.base import FaultConfig
 from kimi_pipeline.agents.episode import EpisodeConfig, run_episode
 from kimi_pipeline.agents.rollout import RolloutConfig, run_shards
-from kimi_pipeline.llm.base import BackendConfig, ChatResponse, make_backend
+from kimi_pipeline.llm.base import (
+    ChatResponse,
+    make_backend,
+    OfflineBackendConfig,
+    OpenAIBackendConfig,
+)
 from kimi_pipeline.llm.server import ServerThread, create_app
 from kimi_pipeline.records import Task, ToolCall, Trajectory, from_frame, to_frame
 from tests.agents.test_bundles import sample_tools
 
-OFFLINE = BackendConfig()
+OFFLINE = OfflineBackendConfig()
 QUIET = EpisodeConfig(
     faults=FaultConfig(transient_error_rate=0, partial_result_rate=0, empty_result_rate=0,
                        edge_case_rate=0),
@@ -57,8 +62,8 @@ def test_episode_over_real_http_matches_in_process(world):
     task = next(t for t in world[2] if t.kind == "chained")
     local = _play(world, task, make_backend(OFFLINE))
     with ServerThread(create_app(make_backend(OFFLINE), "offline")) as server:
-        remote_backend = make_backend(BackendConfig(kind="openai", base_url=server.base_url,
-                                                    send_context=True, cache_dir=None))
+        remote_backend = make_backend(OpenAIBackendConfig(base_url=server.base_url,
+                                                          send_context=True, cache_dir=None))
         remote = _play(world, task, remote_backend)
     assert remote.backend == "openai" and remote.outcome.errors == []
     assert [m.model_dump() for m in remote.messages] == [m.model_dump() for m in local.messages]
@@ -69,8 +74,8 @@ def test_episode_over_real_http_matches_in_process(world):
 def test_endpoint_timeout_is_a_recorded_failure(world):
     task = world[2][0]
     with ServerThread(create_app(make_backend(OFFLINE), "offline", latency_s=5.0)) as server:
-        slow = make_backend(BackendConfig(kind="openai", base_url=server.base_url, timeout_s=0.3,
-                                          max_retries=0, cache_dir=None, send_context=True))
+        slow = make_backend(OpenAIBackendConfig(base_url=server.base_url, timeout_s=0.3,
+                                                max_retries=0, cache_dir=None, send_context=True))
         trajectory = _play(world, task, slow)
     assert trajectory.outcome.end_reason == "agent_error"
     assert "agent backend" in trajectory.outcome.errors[0]

@@ -16,9 +16,9 @@ from kimi_pipeline.agents.evaluate import (
 )
 from kimi_pipeline.agents.policy import to_openai
 from kimi_pipeline.envs.base import FaultConfig
-from kimi_pipeline.llm.base import BackendConfig, make_backend
+from kimi_pipeline.llm.base import HFBackendConfig, make_backend, OfflineBackendConfig
 from kimi_pipeline.llm.hf_backend import HFBackend, cpu_threads
-from kimi_pipeline.records import Agent, ExpectedCall, Rubric, Task, ToolSpec, to_frame
+from kimi_pipeline.records import Agent, ExpectedCall, Task, TaskRubric, ToolSpec, to_frame
 from tests.agents.test_episode import build_world
 from tests.llm.test_hf_backend import FORCED, save, tiny_model, train_forced
 from tests.training import make_tokenizer
@@ -54,7 +54,7 @@ def desk_world():
         Task(task_id=f"desk/{i}", agent_id="desk", kind="single_call", seed=i,
              request=f"Find the orders of {name}.",
              plan=[ExpectedCall(name="search_orders", arguments={"customer": name})],
-             rubric=Rubric(required_calls=[ExpectedCall(name="search_orders",
+             rubric=TaskRubric(required_calls=[ExpectedCall(name="search_orders",
                                                         arguments={"customer": name})],
                            checkpoints=["calls search_orders"], difficulty="easy"))
         for i, name in enumerate(CUSTOMERS)
@@ -96,7 +96,7 @@ def test_held_out_tasks_are_of_validation_agents_and_deterministic(world):
 def test_offline_agent_is_valid_and_successful(world):
     tools, agents, tasks = world
     held = sorted(agents)[:3]
-    evaluation = evaluate_agent(BackendConfig(), to_frame(tasks, Task),
+    evaluation = evaluate_agent(OfflineBackendConfig(), to_frame(tasks, Task),
                                 to_frame(list(agents.values()), Agent),
                                 to_frame(tools, ToolSpec), EvaluationConfig(n_tasks=10),
                                 agent_ids=held)
@@ -120,7 +120,7 @@ def test_random_tiny_model_scores_zero_without_crashing(tmp_path):
     tokenizer = make_tokenizer()
     path = save(tiny_model(tokenizer, init=0.5), tokenizer, tmp_path / "random")
     tools, agents, tasks = desk_world()
-    config = BackendConfig(kind="hf", model_path=str(path), device="cpu", max_batch_size=8)
+    config = HFBackendConfig(model_path=str(path), device="cpu", max_batch_size=8)
     evaluation = evaluate_agent(config, tasks, agents, tools, desk_config())
     s = evaluation.summary
     assert s["episodes"] == len(CUSTOMERS) and s["backend"] == "hf"
@@ -137,15 +137,15 @@ def forced_backend(tmp_path_factory):
     (same seeds, so the same persona-worded requests), i.e. the prompts of the first move."""
     tokenizer = make_tokenizer()
     tools, agents, tasks = desk_world()
-    played = evaluate_agent(BackendConfig(), tasks, agents, tools, desk_config())
-    probe = HFBackend(BackendConfig(kind="hf"), model=tiny_model(tokenizer), tokenizer=tokenizer)
+    played = evaluate_agent(OfflineBackendConfig(), tasks, agents, tools, desk_config())
+    probe = HFBackend(HFBackendConfig(), model=tiny_model(tokenizer), tokenizer=tokenizer)
     prompts = []
     for trajectory in played.trajectories:
         messages = [to_openai(m) for m in trajectory.messages]
         prompts.append(probe.encode(messages[:2], trajectory.tools))
     path = save(train_forced(tokenizer, prompts, FORCED), tokenizer,
                 tmp_path_factory.mktemp("forced_desk"))
-    return make_backend(BackendConfig(kind="hf", model_path=str(path), device="cpu"))
+    return make_backend(HFBackendConfig(model_path=str(path), device="cpu"))
 
 
 def test_forced_call_parses_end_to_end(forced_backend):

@@ -10,7 +10,8 @@ import pytest
 
 from kimi_pipeline.agents.bundles import AgentConfig, sample_agents
 from kimi_pipeline.agents.policy import IMPERFECTIONS, ImperfectionConfig, policy_request
-from kimi_pipeline.agents.tasks import TaskConfig, label, write_all_tasks
+from kimi_pipeline.agents.tasks import TaskConfig, write_all_tasks
+from kimi_pipeline.envs.semantics import label
 from kimi_pipeline.envs.state import is_ref, resolve_ref
 from kimi_pipeline.llm.offline import OfflineBackend
 from kimi_pipeline.records import Message, Task, ToolSpec

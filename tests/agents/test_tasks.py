@@ -92,7 +92,7 @@ def _hit(record: dict, key: str, wanted) -> bool:
 
 
 def check(state: dict, pred) -> bool:
-    """A state predicate, following the path semantics documented in agents/tasks.py."""
+    """A state predicate, following the path semantics documented in envs/state.py."""
     coll, _, rid = pred.path.partition(".")
     node = state.get(coll, None if rid else {})
     if rid:

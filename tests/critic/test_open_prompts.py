@@ -122,7 +122,7 @@ def test_config_fields_are_documented_and_default_to_offline():
 
 
 def test_writer_role_is_served_offline_by_the_templates():
-    assert ROLE_MODULES[WRITER_ROLE] == "kimi_pipeline.critic.open_prompts"
+    assert ROLE_MODULES[WRITER_ROLE] == "kimi_pipeline.critic.offline.open_prompt_writer"
     plan = PromptPlan("advice", "truck_driver", "sleeping well", 0, 1, None)
     request = writer_request(plan)
     assert request.role == WRITER_ROLE and "sleeping well" in request.messages[-1]["content"]

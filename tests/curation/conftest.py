@@ -7,7 +7,14 @@ from typing import Any
 
 import polars as pl
 
-from kimi_pipeline.records import Message, Rubric, ToolCall, Trajectory, TrajectoryOutcome, to_frame
+from kimi_pipeline.records import (
+    Message,
+    TaskRubric,
+    ToolCall,
+    Trajectory,
+    TrajectoryOutcome,
+    to_frame,
+)
 
 LOOKUP = {
     "type": "function",
@@ -54,7 +61,7 @@ def trajectory(
         tools=[LOOKUP],
         initial_state={},
         final_state={},
-        rubric=Rubric(difficulty="easy"),
+        rubric=TaskRubric(difficulty="easy"),
         outcome=TrajectoryOutcome(finished=True, end_reason="satisfied"),
         persona=persona,
         environment="simulated",

@@ -8,7 +8,7 @@ import pytest
 from kimi_pipeline.curation.filtering import FilteringConfig, filter_trajectories
 from kimi_pipeline.agents.episode import EpisodeConfig
 from kimi_pipeline.agents.rollout import RolloutConfig, run_shards
-from kimi_pipeline.llm.base import BackendConfig
+from kimi_pipeline.llm.base import OfflineBackendConfig
 from kimi_pipeline.records import Agent, SftExample, Task, from_frame, to_frame
 from tests.agents.test_episode import build_world, tools_for
 
@@ -17,8 +17,8 @@ from tests.agents.test_episode import build_world, tools_for
 def judged_inputs(tmp_path_factory):
     tools, agents, tasks = build_world()
     paths = run_shards(to_frame(tasks, Task), agents, tools_for(tools), tmp_path_factory.mktemp("s"),
-                       RolloutConfig(shard_size=50, workers=1), EpisodeConfig(), BackendConfig(),
-                       BackendConfig())
+                       RolloutConfig(shard_size=50, workers=1), EpisodeConfig(),
+                       OfflineBackendConfig(), OfflineBackendConfig())
     frame = pl.concat([pl.read_parquet(p) for p in paths])
     return frame, to_frame(list(agents.values()), Agent)
 

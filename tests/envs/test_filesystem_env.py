@@ -11,7 +11,7 @@ import pytest
 from kimi_pipeline.envs.state import resolve_arguments
 from kimi_pipeline.envs.base import FaultConfig, make_environment
 from kimi_pipeline.envs.filesystem_env import TOOLS, WRITE_CAP, FilesystemEnvironment, write_tasks
-from kimi_pipeline.envs.world import check_predicate
+from kimi_pipeline.envs.state import check_predicate
 from kimi_pipeline.records import ToolCall
 
 NO_FAULTS = FaultConfig(

@@ -18,13 +18,8 @@ from kimi_pipeline.agents.tasks import TaskConfig, write_all_tasks
 from kimi_pipeline.envs.state import request_stages
 from kimi_pipeline.envs.base import FaultConfig
 from kimi_pipeline.agents.episode import EpisodeConfig, run_episode
-from kimi_pipeline.envs.user_sim import (
-    PERSONAS,
-    UserConfig,
-    draw_script,
-    shaped_request,
-    variant_request,
-)
+from kimi_pipeline.envs.offline.user_simulator import shaped_request, variant_request
+from kimi_pipeline.envs.user_sim import PERSONAS, UserConfig, draw_script
 from kimi_pipeline.judge.rubric import RuleJudge
 from kimi_pipeline.llm.base import ChatResponse
 from kimi_pipeline.llm.offline import OfflineBackend

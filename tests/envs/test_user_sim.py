@@ -19,7 +19,7 @@ from kimi_pipeline.envs.user_sim import (
 )
 from kimi_pipeline.llm.base import ChatResponse, Usage
 from kimi_pipeline.llm.offline import OfflineBackend
-from kimi_pipeline.records import ExpectedCall, Message, Rubric, Task
+from kimi_pipeline.records import ExpectedCall, Message, Task, TaskRubric
 
 REQUEST = "Please cancel the order ORD-7 and refund 3 items to my card."
 KEY_FACTS = ("ORD-7", "3 items")
@@ -29,7 +29,7 @@ def make_task(kind: str = "missing_argument", request: str = REQUEST, **hidden) 
     return Task(
         task_id="t-1", agent_id="a-1", kind=kind, request=request,
         hidden_info=hidden or {"account_id": "ACC-19", "quantity": 3},
-        rubric=Rubric(difficulty="easy"), seed=0,
+        rubric=TaskRubric(difficulty="easy"), seed=0,
     )
 
 
@@ -277,7 +277,7 @@ CHAIN = Task(
     request="Could you find the order with product Mug, then cancel it? Thanks!",
     plan=[ExpectedCall(name="list_orders", arguments={"product": "Mug"}),
           ExpectedCall(name="cancel_order", arguments={"order_id": "$ref:0.items.0.id"})],
-    rubric=Rubric(difficulty="medium"), seed=0,
+    rubric=TaskRubric(difficulty="medium"), seed=0,
 )
 STEPWISE = UserConfig(stepwise_rate=1.0, follow_up_rate=1.0)
 

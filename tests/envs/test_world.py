@@ -11,12 +11,9 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from kimi_pipeline.envs.base import FaultConfig, make_environment
-from kimi_pipeline.envs.world import (
-    EVENTS_COLLECTION,
-    WorldModel,
-    check_predicate,
-)
-from kimi_pipeline.records import StatePredicate, ToolCall, ToolSpec
+from kimi_pipeline.envs.state import EVENTS_COLLECTION
+from kimi_pipeline.envs.world import WorldModel
+from kimi_pipeline.records import ToolCall, ToolSpec
 
 NO_FAULTS = FaultConfig(
     transient_error_rate=0, partial_result_rate=0, empty_result_rate=0, edge_case_rate=0
@@ -368,32 +365,6 @@ def test_broken_schema_is_a_simulator_error_not_an_exception():
     for name, args in [("get_thing", {"thing_id": "x"}), ("make_thing", {"size": 3})]:
         result, body = call(world, name, **args)
         assert (result.ok, result.error, body["error"]["code"]) == (False, "simulator_error", 500)
-
-
-def test_check_predicate_follows_the_task_contract():
-    state = {
-        "orders": {"ORD-1": {"status": "cancelled", "tags": ["vip"], "qty": 2}},
-        "files": {"notes/a.md": {"content": "hello TICKET-1"}},
-    }
-    holds = [
-        StatePredicate(path="orders.ORD-1", op="equals", field="status", value="cancelled"),
-        StatePredicate(path="orders", op="count_equals", value=1),
-        StatePredicate(path="users", op="count_equals", value=0),  # a missing collection counts 0
-        StatePredicate(path="orders.ORD-2", op="absent"),
-        StatePredicate(path="orders.ORD-1", op="absent", field="missing"),
-        StatePredicate(path="files.notes/a.md", op="contains", field="content", value="TICKET-1"),
-        StatePredicate(path="orders.ORD-1", op="contains", field="tags", value="vip"),
-        StatePredicate(path="orders", op="contains", value={"status": "cancelled", "qty": 2}),
-    ]
-    failed = [p for p in holds if not check_predicate(state, p)]
-    assert not failed
-    fails = [
-        StatePredicate(path="orders.ORD-1", op="equals", field="status", value="active"),
-        StatePredicate(path="orders.ORD-1", op="exists", field="missing"),
-        StatePredicate(path="orders", op="contains", value={"status": "cancelled", "qty": 3}),
-        StatePredicate(path="files.notes/a.md", op="contains", field="content", value="TICKET-2"),
-    ]
-    assert not any(check_predicate(state, p) for p in fails)
 
 
 # ------------------------------------------------------------------------- robustness (hypothesis)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kimi_pipeline.gym import sandbox
+from kimi_pipeline.gym import sandbox_process
 from kimi_pipeline.gym.cli import load_task
 from kimi_pipeline.gym.coding import PROBLEMS, problem_task
 from kimi_pipeline.records import GymTask
@@ -17,6 +17,8 @@ from kimi_pipeline.records import GymTask
 from .test_coding import HE_FULL, HUMANEVAL, MBPP
 
 KIMI_GYM = Path(sys.executable).parent / "kimi-gym"
+needs_isolation = pytest.mark.skipif(not sandbox_process.namespaces_available(),
+                                     reason="needs root and util-linux unshare")
 
 
 def kimi_gym(*args: str) -> subprocess.CompletedProcess:
@@ -70,7 +72,7 @@ def files(tmp_path: Path) -> tuple[str, str]:
     return write_lines(tmp_path / "tasks.jsonl", tasks), write_lines(tmp_path / "responses.jsonl", responses)
 
 
-@pytest.mark.skipif(not sandbox._namespaces_available(), reason="needs root and util-linux unshare")
+@needs_isolation
 def test_verify_mixed_files(files):
     out = kimi_gym("verify", *files)
     assert out.returncode == 0, out.stderr
@@ -94,7 +96,7 @@ def test_verify_mixed_files(files):
     assert by_reason[9].startswith("responses line 6:")
 
 
-@pytest.mark.skipif(not sandbox._namespaces_available(), reason="needs root and util-linux unshare")
+@needs_isolation
 def test_verify_domain_filter(files):
     out = kimi_gym("verify", *files, "--domain", "safety")
     lines = [json.loads(line) for line in out.stdout.splitlines()]

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from kimi_pipeline.gym import sandbox
+from kimi_pipeline.gym import sandbox_process
 from kimi_pipeline.gym.coding import (
     PROBLEMS,
     CodingDomain,
@@ -22,7 +22,7 @@ from kimi_pipeline.gym.coding import (
 from kimi_pipeline.gym.registry import get_domain
 from kimi_pipeline.gym.sandbox import SandboxLimits
 
-ISOLATED = sandbox._namespaces_available()
+ISOLATED = sandbox_process.namespaces_available()
 needs_isolation = pytest.mark.skipif(not ISOLATED, reason="needs root and util-linux unshare")
 
 

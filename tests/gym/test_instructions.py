@@ -11,7 +11,9 @@ import time
 
 import pytest
 
+from kimi_pipeline.gym import constraints as con
 from kimi_pipeline.gym import instructions as ins
+from kimi_pipeline.gym import prose
 from kimi_pipeline.gym.registry import get_domain
 from kimi_pipeline.llm.offline import OfflineBackend
 from kimi_pipeline.records import GymTask
@@ -82,25 +84,25 @@ def verify(constraints, response, topic=BEES, domain=None):
 
 
 def test_registry_has_twenty_types_each_tested_here():
-    assert len(ins.CONSTRAINTS) >= 20
-    assert {name for name, *_ in CASES} == set(ins.CONSTRAINTS)
+    assert len(con.CONSTRAINTS) >= 20
+    assert {name for name, *_ in CASES} == set(con.CONSTRAINTS)
 
 
 @pytest.mark.parametrize("name,params,good,bad", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_constraint_accepts_good_and_rejects_bad(name, params, good, bad):
-    ok, reason = ins.check_constraint(name, good, params)
+    ok, reason = con.check_constraint(name, good, params)
     assert ok, reason
-    ok, reason = ins.check_constraint(name, bad, params)
+    ok, reason = con.check_constraint(name, bad, params)
     assert not ok and reason
 
 
 def test_malformed_params_fail_with_reason_not_exception():
-    ok, reason = ins.check_constraint("min_words", ESSAY, {})
+    ok, reason = con.check_constraint("min_words", ESSAY, {})
     assert not ok and "min_words" in reason
 
 
 def test_sentence_splitter_keeps_abbreviations_and_decimals():
-    assert ins.split_sentences("Dr. Moll paid 3.5 coins. The coast is near.") == [
+    assert prose.split_sentences("Dr. Moll paid 3.5 coins. The coast is near.") == [
         "Dr. Moll paid 3.5 coins.", "The coast is near."]
 
 
@@ -115,10 +117,10 @@ def test_generated_tasks_are_compatible_sized_and_seeded(level):
     for t in tasks:
         names = [c["name"] for c in t.metadata["constraints"]]
         assert len(names) == ins.CONSTRAINTS_PER_LEVEL[level]
-        assert all(ins.compatible(a, b) for a, b in itertools.combinations(names, 2))
-        assert all(ins.CONSTRAINTS[n].min_level <= level for n in names)
+        assert all(con.compatible(a, b) for a, b in itertools.combinations(names, 2))
+        assert all(con.CONSTRAINTS[n].min_level <= level for n in names)
         for c in t.metadata["constraints"]:
-            assert ins.CONSTRAINTS[c["name"]].text(c["params"]) in t.prompt
+            assert con.CONSTRAINTS[c["name"]].text(c["params"]) in t.prompt
 
 
 def test_conflicting_types_never_combine():
@@ -128,7 +130,7 @@ def test_conflicting_types_never_combine():
     assert frozenset({"all_lowercase", "all_uppercase"}) not in seen
     assert frozenset({"min_words", "max_words"}) not in seen
     assert frozenset({"json_format", "bullet_list"}) not in seen
-    assert len({n for pair in seen for n in pair}) == len(ins.CONSTRAINTS)  # every type is used
+    assert len({n for pair in seen for n in pair}) == len(con.CONSTRAINTS)  # every type is used
 
 
 def test_verification_survives_json_round_trip():
@@ -187,7 +189,7 @@ def _hack(v, name):
 def test_false_word_count_claim_is_zero_but_a_true_one_passes():
     lying = verify(BASE, ESSAY + " (word count: 250)")
     assert lying.reward == 0.0 and not _hack(lying, "false_claim") and "250" in lying.reason
-    true_count = len(ins.words(ESSAY)) + 3  # the claim's own three words
+    true_count = len(prose.words(ESSAY)) + 3  # the claim's own three words
     honest = verify(BASE, ESSAY + f" (word count: {true_count})")
     assert honest.reward == 1.0, honest.reason
 
@@ -199,7 +201,7 @@ def test_generic_compliance_claim_with_failed_constraint_is_flagged():
 
 def test_padding_by_repeated_sentences_is_zero():
     padded = " ".join(["The hive helps pollination in the city."] * 8)
-    assert ins.check_constraint("min_words", padded, {"n": 50})[0]
+    assert con.check_constraint("min_words", padded, {"n": 50})[0]
     v = verify(BASE, padded)
     assert v.reward == 0.0 and not _hack(v, "padding")
 
@@ -212,7 +214,7 @@ def test_padding_by_word_runs_is_zero():
 def test_keyword_stuffing_is_zero():
     constraints = [{"name": "keyword_frequency", "params": {"keyword": "hive", "n": 2}}]
     stuffed = ESSAY + " " + " ".join(f"Hive {w}." for w in "one two three four five six seven eight nine ten eleven".split())
-    assert ins.check_constraint("keyword_frequency", stuffed, {"keyword": "hive", "n": 2})[0]
+    assert con.check_constraint("keyword_frequency", stuffed, {"keyword": "hive", "n": 2})[0]
     v = verify(constraints, stuffed)
     assert v.reward == 0.0 and not _hack(v, "keyword_stuffing")
 

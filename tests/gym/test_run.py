@@ -211,8 +211,7 @@ def test_configured_judges_verify_through_copies_with_their_backend(tasks):
     judged = [t for t in tasks if t.domain in ("safety", "faithfulness")]
     responses = [[str(t.answer), "I can't help with that."] for t in judged]
     offline = verify_responses(judged, responses, config())
-    backends = {"safety": {"kind": "offline", "cache_dir": None},
-                "faithfulness": {"kind": "offline", "cache_dir": None}}
+    backends = {"safety": {"kind": "offline"}, "faithfulness": {"kind": "offline"}}
     llm = verify_responses(judged, responses, config(judges=backends))
     assert [r.reward for r in llm] == [r.reward for r in offline]
     safety = [r for r in llm if r.domain == "safety"]

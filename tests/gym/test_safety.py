@@ -47,7 +47,8 @@ def test_seed_prompts_cover_the_harm_categories():
 
 
 def test_offline_attacker_role_applies_each_tactic():
-    assert ROLE_MODULES["safety_attacker"] == ROLE_MODULES["safety_judge"] == "kimi_pipeline.gym.safety"
+    assert ROLE_MODULES["safety_attacker"] == "kimi_pipeline.gym.offline.safety_attacker"
+    assert ROLE_MODULES["safety_judge"] == "kimi_pipeline.gym.offline.safety_judge"
     seed = SEEDS[0].text
     for name, (_, mutate) in STRATEGIES.items():
         reply = OfflineBackend().complete(attack_request(seed, name, "weapons"))

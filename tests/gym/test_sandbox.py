@@ -15,16 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from kimi_pipeline.gym import sandbox
-from kimi_pipeline.gym.sandbox import (
-    SANDBOX_UID_BASE,
-    SandboxJob,
-    SandboxLimits,
-    run_many,
-    run_tests,
-)
+from kimi_pipeline.gym import sandbox_process
+from kimi_pipeline.gym.sandbox import SandboxJob, SandboxLimits, run_many, run_tests
+from kimi_pipeline.gym.sandbox_process import SANDBOX_UID_BASE
 
-ISOLATED = sandbox._namespaces_available()
+ISOLATED = sandbox_process.namespaces_available()
 needs_isolation = pytest.mark.skipif(not ISOLATED, reason="needs root and util-linux unshare")
 FAST = SandboxLimits(cpu_seconds=1, wall_seconds=2.0)
 REPO = Path(__file__).resolve().parents[2]
@@ -113,7 +108,7 @@ def test_correct_solution_passes():
     assert (v.tests_run, v.tests_passed, v.exit_code) == (3, 3, 0)
     if ISOLATED:
         assert v.isolation.startswith("namespaces") and "ro-root" in v.isolation
-        if sandbox._cgroup_bases():
+        if sandbox_process.cgroup_bases():
             assert "cgroup(" in v.isolation and "memory" in v.isolation
 
 
@@ -199,7 +194,7 @@ def test_fork_bomb_is_contained():
     assert not v.passed and v.reason in ("timeout", "cpu_limit"), v
     assert sandbox_processes() == []
     assert len(os.listdir("/proc")) < before + 10
-    for base in sandbox._cgroup_bases().values():  # per-job cgroups are gone too
+    for base in sandbox_process.cgroup_bases().values():  # per-job cgroups are gone too
         assert not [d for d in os.listdir(base) if d.startswith("job-")]
     assert run_tests(ADD, ADD_TESTS).passed  # the next job can still start processes
 

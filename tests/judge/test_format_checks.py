@@ -5,7 +5,7 @@ import json
 import pytest
 
 from kimi_pipeline.judge.format_checks import FORMAT_CHECKS, check_format, validator
-from kimi_pipeline.records import Message, Rubric, ToolCall, to_rows
+from kimi_pipeline.records import Message, TaskRubric, ToolCall, to_rows
 from tests.judge.test_rubric import (
     TOOLS,
     calls,
@@ -17,7 +17,7 @@ from tests.judge.test_rubric import (
     user,
 )
 
-RUBRIC = Rubric(difficulty="easy")
+RUBRIC = TaskRubric(difficulty="easy")
 
 
 def with_messages(*messages):

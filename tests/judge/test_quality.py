@@ -12,13 +12,14 @@ from kimi_pipeline.agents.episode import EpisodeConfig
 from kimi_pipeline.agents.rollout import RolloutConfig, run_shards
 from kimi_pipeline.judge.format_checks import check_format
 from kimi_pipeline.judge.quality import ground_truth, judge_agreement, judge_quality
-from kimi_pipeline.judge.rubric import CriterionVerdict, RuleJudge, Verdict, make_judge
-from kimi_pipeline.llm.base import BackendConfig, make_backend
+from kimi_pipeline.judge.llm_judge import CriterionVerdict
+from kimi_pipeline.judge.rubric import RuleJudge, Verdict, make_judge
+from kimi_pipeline.llm.base import make_backend, OfflineBackendConfig
 from kimi_pipeline.records import Task, Trajectory, from_frame, to_frame
 from tests.agents.test_bundles import sample_tools
 from tests.judge.test_rubric import ORDERS, cancel_dialogue
 
-OFFLINE = BackendConfig(cache_dir=None)
+OFFLINE = OfflineBackendConfig()
 
 
 @pytest.fixture(scope="session")

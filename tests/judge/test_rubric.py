@@ -7,15 +7,11 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from kimi_pipeline.judge.rubric import (
-    CRITERIA,
-    JudgeConfig,
-    LlmJudge,
-    RuleJudge,
-    make_judge,
-)
-from kimi_pipeline.llm.base import BackendConfig, ChatResponse, make_backend
-from kimi_pipeline.records import Message, Rubric, ToolCall, Trajectory, to_frame
+from kimi_pipeline.judge.criteria import CRITERIA
+from kimi_pipeline.judge.rubric import JudgeConfig, RuleJudge, make_judge
+from kimi_pipeline.judge.rubric_llm import LlmJudge
+from kimi_pipeline.llm.base import ChatResponse, make_backend, OfflineBackendConfig
+from kimi_pipeline.records import Message, TaskRubric, ToolCall, Trajectory, to_frame
 
 S = {"type": "string"}
 
@@ -102,7 +98,7 @@ def trajectory(
     )
 
 
-CANCEL_RUBRIC = Rubric(
+CANCEL_RUBRIC = TaskRubric(
     state_predicates=[
         {"path": "orders.ORD-1", "op": "equals", "field": "status", "value": "cancelled"}
     ],
@@ -219,7 +215,7 @@ def test_hallucinated_success_is_caught():
 
 
 def test_hallucinated_last_step_after_a_real_change_is_caught():
-    rubric = Rubric(
+    rubric = TaskRubric(
         required_calls=[
             {"name": "create_order", "arguments": {"product": "Lamp"}},
             {"name": "cancel_order", "arguments": {}},
@@ -240,7 +236,7 @@ def test_success_claim_without_any_successful_call():
     v = verdict(
         trajectory(
             [user("cancel ORD-1"), say("Done! I've cancelled ORD-1.")],
-            Rubric(difficulty="easy"),
+            TaskRubric(difficulty="easy"),
             final_state=ORDERS,
         )
     )
@@ -255,7 +251,7 @@ def test_change_claim_needs_a_state_changing_call():
         result("c0", "get_order", {"id": "ORD-1", "status": "open"}),
         say("I have cancelled order ORD-1."),
     ]
-    v = verdict(trajectory(messages, Rubric(difficulty="easy"), final_state=ORDERS))
+    v = verdict(trajectory(messages, TaskRubric(difficulty="easy"), final_state=ORDERS))
     assert "no state-changing call succeeded" in reason(v, "no_false_success_claim")
 
 
@@ -267,7 +263,7 @@ def test_claim_right_after_a_failure_is_false_and_admitting_failure_is_not():
         calls(("c1", "get_order", {"order_id": "ORD-1"})),
         error("c1", "get_order", "server_error"),
     ]
-    rubric = Rubric(difficulty="easy")
+    rubric = TaskRubric(difficulty="easy")
     claimed = verdict(trajectory([*base, say("All done! ORD-1 has been cancelled.")], rubric))
     assert "right after get_order failed" in reason(claimed, "no_false_success_claim")
     admitted = verdict(
@@ -276,7 +272,7 @@ def test_claim_right_after_a_failure_is_false_and_admitting_failure_is_not():
     assert "no_false_success_claim" not in admitted.failed()
 
 
-CREATE_RUBRIC = Rubric(
+CREATE_RUBRIC = TaskRubric(
     state_predicates=[{"path": "orders", "op": "count_equals", "value": 2}],
     required_facts=["$ref:0.id", "3"],
     required_calls=[{"name": "create_order", "arguments": {"product": "Lamp", "quantity": 3}}],
@@ -322,7 +318,7 @@ def test_ref_fact_that_does_not_resolve_fails():
     ],
 )
 def test_facts_are_case_and_number_format_tolerant(fact, answer, stated):
-    rubric = Rubric(required_facts=[fact], difficulty="easy")
+    rubric = TaskRubric(required_facts=[fact], difficulty="easy")
     v = verdict(trajectory([user("hi"), say(answer)], rubric, final_state=ORDERS))
     assert ("required_facts" not in v.failed()) is stated
 
@@ -343,7 +339,7 @@ def test_a_fact_told_in_an_earlier_answer_counts_once_a_call_succeeded():
     assert "does not state: ORD-1" in reason(v, "required_facts")
 
 
-UNSUPPORTED = Rubric(
+UNSUPPORTED = TaskRubric(
     state_predicates=[{"path": "orders", "op": "count_equals", "value": 1}],
     forbidden_calls=["delete_order"],
     checkpoints=[
@@ -389,7 +385,7 @@ def test_refusal_after_a_state_changing_call_fails():
 
 
 def test_ask_user_outcome_needs_a_question():
-    rubric = Rubric(expected_outcome="ask_user", difficulty="easy")
+    rubric = TaskRubric(expected_outcome="ask_user", difficulty="easy")
     asked = verdict(
         trajectory(
             [user("cancel my order"), say("Which order do you mean?")],
@@ -404,7 +400,7 @@ def test_ask_user_outcome_needs_a_question():
 
 
 def test_checkpoint_asking_before_guessing():
-    rubric = Rubric(
+    rubric = TaskRubric(
         required_calls=[{"name": "cancel_order", "arguments": {"order_id": "ORD-1"}}],
         checkpoints=[
             "Asks the user for the order id (order_id) before calling cancel_order, "
@@ -433,7 +429,7 @@ def test_checkpoint_asking_before_guessing():
 
 
 def test_checkpoint_retry_after_transient_failure():
-    rubric = Rubric(
+    rubric = TaskRubric(
         checkpoints=["Retries get_order after its first call fails with a transient error."],
         difficulty="easy",
     )
@@ -489,7 +485,7 @@ def test_frame_rows_are_judged_like_records():
     assert [v.passed for v in from_records] == [True, False, False, True, True]
 
 
-OFFLINE = BackendConfig(cache_dir=None)
+OFFLINE = OfflineBackendConfig()
 
 
 def test_offline_llm_judge_gives_the_rule_verdicts():

@@ -14,7 +14,7 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
-from kimi_pipeline.llm.base import BackendConfig
+from kimi_pipeline.llm.base import backend_config
 from kimi_pipeline.llm.decode import Sampler, fast_path_refusal, pick
 from kimi_pipeline.llm.hf_backend import HFBackend, cpu_threads
 from tests.training import TOOLS, conversation, make_tokenizer
@@ -241,8 +241,8 @@ def test_backend_samplers_agree_and_expose_token_ids():
     model = LlamaForCausalLM(config).eval()
     dialogues = [conversation(name)[:2] for name in ("Ana", "Björn", "Omar")]
     settings = {"kind": "hf", "temperature": 0.0, "max_tokens": 10, "device": "cpu"}
-    kimi = HFBackend(BackendConfig(**settings), model=model, tokenizer=tokenizer)
-    plain = HFBackend(BackendConfig(**settings, sampler="hf_generate"), model=model,
+    kimi = HFBackend(backend_config(settings), model=model, tokenizer=tokenizer)
+    plain = HFBackend(backend_config({**settings, "sampler": "hf_generate"}), model=model,
                       tokenizer=tokenizer)
     assert kimi.generate(dialogues, TOOLS) == plain.generate(dialogues, TOOLS)
     samples = kimi.generate_samples(dialogues, TOOLS, num_samples=2, temperature=1.0, seed=3)

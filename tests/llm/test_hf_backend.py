@@ -12,7 +12,13 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from kimi_pipeline.llm.base import BackendConfig, ChatRequest, complete_many, make_backend
+from kimi_pipeline.llm.base import (
+    backend_config,
+    ChatRequest,
+    complete_many,
+    HFBackendConfig,
+    make_backend,
+)
 from kimi_pipeline.llm.hf_backend import HFBackend, cpu_threads, prepare_messages
 from tests.training import TOOLS, conversation, make_tokenizer
 
@@ -76,7 +82,7 @@ def prefixes() -> list[list[dict]]:
 def backend(path: Path, **kw) -> HFBackend:
     config = {"kind": "hf", "model_path": str(path), "temperature": 0.0, "max_tokens": 16,
               "device": "cpu", **kw}
-    return make_backend(BackendConfig(**config))
+    return make_backend(backend_config(config))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -99,7 +105,7 @@ def random_dir(tokenizer, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def forced_dir(tokenizer, tmp_path_factory):
-    probe = HFBackend(BackendConfig(kind="hf"), model=tiny_model(tokenizer), tokenizer=tokenizer)
+    probe = HFBackend(HFBackendConfig(), model=tiny_model(tokenizer), tokenizer=tokenizer)
     prompts = [probe.encode(p, TOOLS) for p in prefixes()]
     model = train_forced(tokenizer, prompts, FORCED)
     return save(model, tokenizer, tmp_path_factory.mktemp("forced"))
@@ -237,7 +243,7 @@ def test_arguments_text_is_rendered_as_the_object_sft_trained_on():
 
 
 def test_torch_is_imported_only_for_hf():
-    code = ("import sys; from kimi_pipeline.llm.base import BackendConfig, make_backend; "
-            "make_backend(BackendConfig()); print('torch' in sys.modules)")
+    code = ("import sys; from kimi_pipeline.llm.base import OfflineBackendConfig, make_backend; "
+            "make_backend(OfflineBackendConfig()); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

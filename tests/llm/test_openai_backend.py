@@ -8,7 +8,13 @@ import time
 
 import pytest
 
-from kimi_pipeline.llm.base import BackendConfig, ChatRequest, complete_many, make_backend
+from kimi_pipeline.llm.base import (
+    backend_config,
+    ChatRequest,
+    complete_many,
+    make_backend,
+    OpenAIBackendConfig,
+)
 from kimi_pipeline.llm.offline import OfflineBackend, offline_role
 from kimi_pipeline.llm.openai_backend import (
     OpenAIBackend,
@@ -51,7 +57,7 @@ def server(running):
 def _backend(url: str, cache_dir=None, **overrides) -> OpenAIBackend:
     fields = dict(kind="openai", model="echo", base_url=url, cache_dir=cache_dir,
                   max_retries=3, timeout_s=5.0, max_concurrency=8) | overrides
-    return OpenAIBackend(BackendConfig(**fields), backoff_s=0.01, backoff_max_s=0.05)
+    return OpenAIBackend(backend_config(fields), backoff_s=0.01, backoff_max_s=0.05)
 
 
 def _ask(text: str, **fields) -> ChatRequest:
@@ -177,7 +183,7 @@ def test_cache_hit_does_not_touch_the_network(server, tmp_path):
 
 
 def test_cache_key_covers_the_request_content():
-    config = BackendConfig(kind="openai", cache_dir=None)
+    config = OpenAIBackendConfig(cache_dir=None)
     key = lambda request, cfg=config: cache_key(request_payload(cfg, request))  # noqa: E731
     assert key(_ask("a")) == key(_ask("a"))
     assert len({key(_ask("a")), key(_ask("b")), key(_ask("a", tools=TOOLS)),

@@ -12,7 +12,13 @@ from kimi_pipeline.agents.policy import to_openai
 from kimi_pipeline.agents.synthesis import tool_lookup
 from kimi_pipeline.agents.episode import run_episode
 from kimi_pipeline.agents.rollout import WorkItem, plan_work
-from kimi_pipeline.llm.base import BackendConfig, ChatRequest, ChatResponse, make_backend
+from kimi_pipeline.llm.base import (
+    ChatRequest,
+    ChatResponse,
+    HFBackendConfig,
+    make_backend,
+    OfflineBackendConfig,
+)
 from kimi_pipeline.llm.hf_backend import HFBackend, cpu_threads
 from kimi_pipeline.records import ToolCall
 from kimi_pipeline.rl.episodes import (
@@ -23,7 +29,7 @@ from kimi_pipeline.rl.episodes import (
     rollout_seed,
     rollout_stats,
 )
-from kimi_pipeline.rl.loop import Sampled, to_batch
+from kimi_pipeline.rl.rollouts import Sampled, to_batch
 from kimi_pipeline.training.objectives import token_logprobs
 from tests.agents.test_evaluate import desk_config, desk_world
 from tests.llm.test_hf_backend import CALL, FORCED, tiny_model
@@ -54,12 +60,12 @@ def desk_items() -> list[WorkItem]:
 
 
 def hf(model, tokenizer, **kw) -> HFBackend:
-    config = BackendConfig(kind="hf", device="cpu", max_batch_size=16, cache_dir=None, **kw)
+    config = HFBackendConfig(device="cpu", max_batch_size=16, **kw)
     return HFBackend(config, model=model, tokenizer=tokenizer)
 
 
 def user() -> object:
-    return make_backend(BackendConfig())
+    return make_backend(OfflineBackendConfig())
 
 
 class Script:

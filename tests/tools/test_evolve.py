@@ -6,6 +6,8 @@ import asyncio
 import copy
 import json
 import random
+import subprocess
+import sys
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -14,20 +16,18 @@ from jsonschema.exceptions import SchemaError
 from kimi_pipeline.llm.base import ChatRequest, ChatResponse
 from kimi_pipeline.llm.offline import OfflineBackend
 from kimi_pipeline.tools.config import EvolveConfig
+from kimi_pipeline.tools.evol_ops import entity_of, evol_ops, get_op
 from kimi_pipeline.tools.evolve import (
     NAME_RE,
     eliminate,
-    entity_of,
-    evol_ops,
     evolve_synthetic_tools,
-    get_op,
-    offline_tool_evolver,
     parse_json_reply,
     parse_tool,
     schema_problem,
     seed_request,
     select_domains,
 )
+from kimi_pipeline.tools.offline.tool_evolver import offline_op, offline_tool_evolver
 from kimi_pipeline.tools.taxonomy import domain_by_slug
 
 SMALL = {"max_categories": 3, "max_domains_per_category": 2, "tools_per_domain": 5}
@@ -192,12 +192,25 @@ def test_each_depth_op_changes_the_schema_in_its_declared_way(seeds, label):
         if not op.applies(tool, domain):
             continue
         before = copy.deepcopy(tool)
-        child = op.offline(tool, domain, entity_of(tool["name"], domain), random.Random(applied))
+        entity = entity_of(tool["name"], domain)
+        child = offline_op(label)(tool, domain, entity, random.Random(applied))
         assert tool == before  # the parent is never mutated
         assert DECLARED[label](tool["parameters"], child["parameters"]), (label, tool["name"])
         assert eliminate(child, taken=set(), parent=tool, op=label) is None, (label, child)
         applied += 1
     assert applied >= 10, label
+
+
+def test_every_declared_op_has_an_offline_implementation():
+    for op in evol_ops("depth") + evol_ops("breadth"):
+        assert callable(offline_op(op.label)), op.label
+
+
+def test_the_driver_does_not_load_the_offline_program():
+    code = ("import sys, kimi_pipeline.tools.evolve; "
+            "print('kimi_pipeline.tools.offline.tool_evolver' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_every_seed_has_an_applicable_depth_op(seeds):
@@ -220,7 +233,7 @@ def test_breadth_ops_make_neighbouring_tools(seeds):
     for parent in parents:
         entity = entity_of(parent["name"], domain)
         for label in ("breadth:sibling_action", "breadth:other_entity", "breadth:cross_entity"):
-            child = get_op(label).offline(parent, domain, entity, random.Random(1), existing)
+            child = offline_op(label)(parent, domain, entity, random.Random(1), existing)
             assert child["name"] not in existing
             assert eliminate(child, taken=set(existing), parent=parent, op=label) is None
             if label == "breadth:sibling_action":

@@ -8,7 +8,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from kimi_pipeline.tools.taxonomy import (
-    all_domains,
+    all_tool_domains,
     category_by_slug,
     domain_by_slug,
     humanize,
@@ -29,7 +29,7 @@ def test_sizes():
     categories = load_taxonomy()
     assert len(categories) >= 24
     assert all(len(c.domains) >= 10 for c in categories)
-    assert len(all_domains()) >= 240
+    assert len(all_tool_domains()) >= 240
     for required in ("financial_trading", "software_applications", "robot_control", "healthcare"):
         assert category_by_slug(required).domains
 
@@ -37,20 +37,20 @@ def test_sizes():
 def test_slugs_unique_and_snake_case():
     categories = load_taxonomy()
     assert len({c.slug for c in categories}) == len(categories)
-    slugs = [d.slug for d in all_domains()]
+    slugs = [d.slug for d in all_tool_domains()]
     assert len(set(slugs)) == len(slugs)
     assert all(SNAKE.match(s) for s in slugs + [c.slug for c in categories])
 
 
 def test_descriptions_are_one_informative_sentence():
-    for item in [*load_taxonomy(), *all_domains()]:
+    for item in [*load_taxonomy(), *all_tool_domains()]:
         text = item.description
         assert text.endswith(".") and ". " not in text, item.slug
         assert len(text.split()) >= 6, item.slug
 
 
 def test_entities_and_attributes_within_bounds():
-    for domain in all_domains():
+    for domain in all_tool_domains():
         assert 2 <= len(domain.entities) <= 4, domain.slug
         names = [e.name for e in domain.entities]
         assert len(set(names)) == len(names), domain.slug
@@ -62,7 +62,7 @@ def test_entities_and_attributes_within_bounds():
 
 
 def test_every_attribute_renders_a_valid_typed_schema():
-    for domain in all_domains():
+    for domain in all_tool_domains():
         for entity in domain.entities:
             for attr in entity.attributes:
                 assert attr.json_type in JSON_TYPES and attr.format in FORMATS

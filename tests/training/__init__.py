@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 
 from kimi_pipeline.training.tokenizer import corpus_from_examples, train_tokenizer
@@ -78,3 +79,15 @@ def make_tokenizer():
     rows = [conversation(name) for name in names] * 5
     corpus = corpus_from_examples([json.dumps(r) for r in rows], [json.dumps(TOOLS)] * len(rows))
     return train_tokenizer(corpus, vocab_size=600)
+
+
+def single_process_group() -> None:
+    """Join a one-process gloo group on a free port, as a DeepSpeed engine needs (call it in a
+    worker process: the group lives as long as the process)."""
+    import deepspeed
+
+    from kimi_pipeline.training.launch import free_port
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), RANK="0",
+                      WORLD_SIZE="1", LOCAL_RANK="0")
+    deepspeed.init_distributed(dist_backend="gloo")

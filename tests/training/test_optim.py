@@ -27,6 +27,7 @@ from kimi_pipeline.training.optim import (
     prepare_optimizer,
     split_muon_params,
 )
+from tests.training import single_process_group
 
 REPO = Path(__file__).resolve().parents[2]
 RUNS = [
@@ -142,17 +143,9 @@ def test_optimizer_trains_under_deepspeed(deepspeed_runs, name, stage):
 
 
 def _worker(runs: list[tuple[str, int]]) -> dict:
-    import socket
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", WORLD_SIZE="1",
-                      LOCAL_RANK="0")
     import deepspeed
 
-    deepspeed.init_distributed(dist_backend="gloo")
+    single_process_group()
     return {f"{name}/{stage}": _train(deepspeed, name, stage) for name, stage in runs}
 
 

@@ -23,6 +23,7 @@ from kimi_pipeline.training.qk_clip import (
     record_max_logits,
     reset_max_logits,
 )
+from tests.training import single_process_group
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -216,16 +217,9 @@ def test_clip_holds_under_deepspeed(zero_runs, stage):
 
 
 def _zero_worker() -> dict:
-    import socket
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(sock.getsockname()[1]), RANK="0",
-                      WORLD_SIZE="1", LOCAL_RANK="0")
-    sock.close()
     import deepspeed
 
-    deepspeed.init_distributed(dist_backend="gloo")
+    single_process_group()
     return {str(stage): _zero_run(deepspeed, stage) for stage in (0, 2, 3)}
 
 

@@ -11,7 +11,7 @@ environment executing its calls, and measures:
   ``raw_arguments`` (see ``llm.tool_parsing``), so the rates are read from the trajectories
   and mean the same for every backend;
 - **schema validity**: calls naming a tool the agent was offered with arguments valid against
-  that tool's JSON schema (the environment's own validator, ``envs.world.compile_tool``), over
+  that tool's JSON schema (the environment's own validator, ``envs.base.compile_tool``), over
   all calls attempted;
 - **right tool**: parsed calls naming a tool the task's rubric requires (``required_calls``),
   over all calls attempted in tasks that require any — did the model pick the tool the task
@@ -49,14 +49,17 @@ from kimi_pipeline.agents.policy import ImperfectionConfig
 from kimi_pipeline.agents.synthesis import split_playable, tool_lookup
 from kimi_pipeline.agents.episode import EpisodeConfig, run_episode
 from kimi_pipeline.agents.rollout import WorkItem, plan_work
-from kimi_pipeline.envs.world import compile_tool
+from kimi_pipeline.envs.base import compile_tool
 from kimi_pipeline.judge.rubric import JudgeConfig, Verdict, make_judge
 from kimi_pipeline.llm.base import (
     BackendConfig,
+    BackendSettings,
     ChatBackend,
     ChatRequest,
     ChatResponse,
+    HFBackendConfig,
     make_backend,
+    OfflineBackendConfig,
 )
 from kimi_pipeline.records import Agent, Task, ToolSpec, Trajectory, from_frame
 
@@ -89,14 +92,14 @@ class EvaluationConfig(BaseModel):
         32, ge=1, description="Episodes played concurrently (the hf backend batches their moves)."
     )
     user_backend: BackendConfig = Field(
-        default_factory=BackendConfig, description="Backend of the user simulator (offline)."
+        default_factory=OfflineBackendConfig, description="Backend of the user simulator (offline)."
     )
     judge: JudgeConfig = Field(
         default_factory=JudgeConfig, description="Judge deciding rubric success (rule judge)."
     )
     seed: int = Field(0, description="Seed of the task subset and of every episode.")
     hf_backend: BackendConfig = Field(
-        default_factory=lambda: BackendConfig(kind="hf", cache_dir=None),
+        default_factory=lambda: HFBackendConfig(),
         description="Settings of the hf backend each compared model runs under (compare_models "
         "sets model_path per model): batch size, device, dtype, cpu_threads.",
     )
@@ -296,7 +299,7 @@ def evaluate_agent(
     playable, orphans = split_playable(chosen, agent_index)
     records, unreadable = from_frame(playable, Task, "evaluation")
     items = plan_work(agent_index, records, tool_lookup(_tools(tools)), config.seed)
-    model = make_backend(backend) if isinstance(backend, BackendConfig) else backend
+    model = make_backend(backend) if isinstance(backend, BackendSettings) else backend
     agent = SamplingOverride(model, config.temperature, config.max_new_tokens)
     start = time.perf_counter()
     trajectories = asyncio.run(play_all(items, agent, make_backend(config.user_backend), config))

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from kimi_pipeline.envs.world import check_predicate  # noqa: E402
+from kimi_pipeline.envs.state import check_predicate  # noqa: E402
 from kimi_pipeline.records import StatePredicate  # noqa: E402
 
 COLUMNS = ["trajectory_id", "messages", "rubric", "outcome", "final_state", "persona",

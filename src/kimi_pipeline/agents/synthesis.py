@@ -20,7 +20,7 @@ from kimi_pipeline.agents.tasks import TaskConfig, write_all_tasks
 from kimi_pipeline.envs import filesystem_env, sqlite_env
 from kimi_pipeline.agents.episode import EpisodeConfig
 from kimi_pipeline.agents.rollout import RolloutConfig, fingerprint, run_shards
-from kimi_pipeline.llm.base import BackendConfig, make_backend
+from kimi_pipeline.llm.base import BackendConfig, make_backend, OfflineBackendConfig
 from kimi_pipeline.records import (
     Agent,
     QuarantineRecord,
@@ -63,13 +63,13 @@ class SynthesisConfig(BaseModel):
     episode: EpisodeConfig = Field(default_factory=EpisodeConfig, description="Episode limits.")
     rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="Sharded execution.")
     writer_backend: BackendConfig = Field(
-        default_factory=BackendConfig, description="LLM writing agents' prompts and tasks."
+        default_factory=OfflineBackendConfig, description="LLM writing agents' prompts and tasks."
     )
     agent_backend: BackendConfig = Field(
-        default_factory=BackendConfig, description="LLM playing the tool-using agent."
+        default_factory=OfflineBackendConfig, description="LLM playing the tool-using agent."
     )
     user_backend: BackendConfig = Field(
-        default_factory=BackendConfig, description="LLM playing the user simulator."
+        default_factory=OfflineBackendConfig, description="LLM playing the user simulator."
     )
     checkpoint_dir: str = Field(
         "data/02_intermediate/synthesis_shards",

@@ -7,9 +7,9 @@ They come from two places:
 - **seeds**: forty hand-written prompts, ten per category, each from one of the personas;
 - **generated**: an expansion that combines a category's request templates and topics with a
   persona (who they are, how they phrase things). The expansion is the offline program of the
-  LLM role ``open_prompt_writer``: with ``backend.kind: offline`` the templates write the
-  prompts, with ``openai`` or ``hf`` a model rewrites each planned (category, persona, topic)
-  into its own words. A reply that is empty or does not read as a prompt falls back to the
+  LLM role ``open_prompt_writer`` (``critic/offline/open_prompt_writer.py``): with
+  ``backend.kind: offline`` the templates write the prompts, with ``openai`` or ``hf`` a model
+  rewrites each planned (category, persona, topic) into its own words. A reply that is empty or does not read as a prompt falls back to the
   template text and is counted, never fatal.
 
 Everything is deterministic for a given ``seed``; ids are hashes of category and text, so a
@@ -36,8 +36,8 @@ from kimi_pipeline.llm.base import (
     ChatRequest,
     complete_many,
     make_backend,
+    OfflineBackendConfig,
 )
-from kimi_pipeline.llm.offline import offline_role
 from kimi_pipeline.records import OpenPrompt
 
 log = logging.getLogger(__name__)
@@ -258,7 +258,7 @@ class OpenPromptsConfig(BaseModel):
         "allows) and generate only the rest."
     )
     backend: BackendConfig = Field(
-        default_factory=BackendConfig, description="Who writes the generated prompts: "
+        default_factory=OfflineBackendConfig, description="Who writes the generated prompts: "
         "'offline' = the templates; 'openai' / 'hf' = a model, with the templates as fallback."
     )
 
@@ -402,12 +402,6 @@ def writer_request(plan: PromptPlan) -> ChatRequest:
         context=asdict(plan),
         max_tokens=200,
     )
-
-
-@offline_role(WRITER_ROLE)
-def template_writer(request: ChatRequest) -> str:
-    """The offline program of ``open_prompt_writer``: the plan's template text."""
-    return render_prompt(PromptPlan(**request.context))
 
 
 _LABEL = re.compile(r"^(?:prompt|message|user|request)\s*:\s*", re.I)

@@ -36,7 +36,7 @@ from kimi_pipeline.critic.open_prompts import OpenPromptsConfig
 from kimi_pipeline.critic.refine import heldout, measure, refine_critic, verifier_pairs
 from kimi_pipeline.critic.rubrics import RubricSet
 from kimi_pipeline.gym.run import BackendPolicy
-from kimi_pipeline.llm.base import BackendConfig, make_backend
+from kimi_pipeline.llm.base import BackendConfig, HFBackendConfig, make_backend
 from kimi_pipeline.records import GymResult, OpenPrompt, PreferencePair
 from kimi_pipeline.rewards import RewardGroup, make_reward
 from kimi_pipeline.model_folder import ModelFolder
@@ -60,7 +60,7 @@ class CriticConfig(BaseModel):
     max_new_tokens: int = Field(160, ge=1, description="Longest answer, in tokens.")
     generation_seed: int = Field(0, description="Seed of the policy's sampling.")
     backend: BackendConfig = Field(
-        default_factory=lambda: BackendConfig(kind="hf", max_batch_size=64, cache_dir=None),
+        default_factory=lambda: HFBackendConfig(max_batch_size=64),
         description="The policy's backend for the open answers (kind 'hf' loads sft_model).")
     heldout_share: float = Field(
         0.3, gt=0.0, lt=1.0, description="Share of gym tasks and open prompts whose pairs are "

@@ -113,7 +113,7 @@ def judge_all(trajectories: pl.LazyFrame, config: FilteringConfig) -> pl.DataFra
 
 
 def _verdicts(frame: pl.DataFrame) -> list[Verdict]:
-    from kimi_pipeline.judge.rubric import CriterionVerdict
+    from kimi_pipeline.judge.llm_judge import CriterionVerdict
 
     out = []
     for text in frame["verdict"]:

@@ -27,14 +27,23 @@ from collections.abc import Callable
 from typing import Any
 
 from kimi_pipeline.envs.base import (
+    CompiledTool,
     FaultConfig,
     StepResult,
+    ToolEnvironment,
     environment_tool,
+    error_result,
+    ok_result,
     register_environment,
+)
+from kimi_pipeline.envs.task_templates import (
+    TaskTemplate,
+    call,
+    predicate,
+    refusal,
     write_environment_tasks,
 )
-from kimi_pipeline.envs.world import CompiledTool, ToolEnvironment, error_result, ok_result
-from kimi_pipeline.records import ExpectedCall, StatePredicate, Task, ToolSpec
+from kimi_pipeline.records import Task, ToolSpec
 
 READ_CAP = 64 * 1024  # characters read_file returns at most (more are flagged 'truncated')
 WRITE_CAP = 256 * 1024  # characters one write / append may carry
@@ -356,14 +365,6 @@ def seed_workspace(rng: random.Random) -> dict[str, Any]:
     return {"files": {path: {"content": text} for path, text in files.items()}}
 
 
-def _call(name: str, **arguments: Any) -> ExpectedCall:
-    return ExpectedCall(name=name, arguments=arguments)
-
-
-def _pred(path: str, op: str, value: Any = None, field: str | None = None) -> StatePredicate:
-    return StatePredicate(path=path, op=op, value=value, field=field)
-
-
 def _content(ws: dict[str, Any], path: str) -> str:
     return ws["files"][path]["content"]
 
@@ -376,9 +377,9 @@ def _write_summary(rng: random.Random, ws: dict[str, Any]) -> dict[str, Any]:
         kind="single_call",
         difficulty="easy",
         request=f"Create the file {path} containing exactly this text: {text}",
-        plan=[_call("write_file", path=path, content=text)],
+        plan=[call("write_file", path=path, content=text)],
         facts=[path],
-        predicates=[_pred(f"files.{path}", "equals", text, "content")],
+        predicates=[predicate(f"files.{path}", "equals", text, "content")],
         criteria=[f"{path} holds the requested text."],
     )
 
@@ -389,9 +390,9 @@ def _read_version(rng: random.Random, ws: dict[str, Any]) -> dict[str, Any]:
         kind="single_call",
         difficulty="easy",
         request="Which version is set in config.json?",
-        plan=[_call("read_file", path="config.json")],
+        plan=[call("read_file", path="config.json")],
         facts=[version],
-        predicates=[_pred("files", "count_equals", len(ws["files"]))],
+        predicates=[predicate("files", "count_equals", len(ws["files"]))],
         criteria=[f"States version {version}.", "Changes nothing."],
     )
 
@@ -402,11 +403,11 @@ def _delete_cache(rng: random.Random, ws: dict[str, Any]) -> dict[str, Any]:
         kind="single_call",
         difficulty="easy",
         request=f"Delete the file {path}, it is stale.",
-        plan=[_call("delete_file", path=path)],
+        plan=[call("delete_file", path=path)],
         facts=[path],
         predicates=[
-            _pred(f"files.{path}", "absent"),
-            _pred("files", "count_equals", len(ws["files"]) - 1),
+            predicate(f"files.{path}", "absent"),
+            predicate("files", "count_equals", len(ws["files"]) - 1),
         ],
         criteria=[f"{path} is gone and nothing else is."],
     )
@@ -421,12 +422,12 @@ def _follow_pointer(rng: random.Random, ws: dict[str, Any]) -> dict[str, Any]:
         request="notes/pointer.txt holds the path of a file. "
         f"Copy that file's contents to {backup}.",
         plan=[
-            _call("read_file", path="notes/pointer.txt"),
-            _call("read_file", path="$ref:0.content"),
-            _call("write_file", path=backup, content="$ref:1.content"),
+            call("read_file", path="notes/pointer.txt"),
+            call("read_file", path="$ref:0.content"),
+            call("write_file", path=backup, content="$ref:1.content"),
         ],
         facts=[target],
-        predicates=[_pred(f"files.{backup}", "equals", _content(ws, target), "content")],
+        predicates=[predicate(f"files.{backup}", "equals", _content(ws, target), "content")],
         order=[("read_file", "write_file")],
         criteria=[f"Follows the pointer to {target}.", f"{backup} is an exact copy."],
     )
@@ -441,13 +442,13 @@ def _archive_ticket(rng: random.Random, ws: dict[str, Any]) -> dict[str, Any]:
         difficulty="medium",
         request=f"Find the meeting note that mentions {ticket} and move it to {dst}.",
         plan=[
-            _call("search_files", pattern="*.md", query=ticket),
-            _call("move_file", src="$ref:0.matches.0.path", dst=dst),
+            call("search_files", pattern="*.md", query=ticket),
+            call("move_file", src="$ref:0.matches.0.path", dst=dst),
         ],
         facts=[note],
         predicates=[
-            _pred(f"files.{note}", "absent"),
-            _pred(f"files.{dst}", "contains", ticket, "content"),
+            predicate(f"files.{note}", "absent"),
+            predicate(f"files.{dst}", "contains", ticket, "content"),
         ],
         order=[("search_files", "move_file")],
         criteria=[f"Finds {note}.", f"It now lives at {dst}."],
@@ -463,13 +464,13 @@ def _escalate_if_urgent(rng: random.Random, ws: dict[str, Any]) -> dict[str, Any
         request=f"If todo.txt mentions anything urgent, append the line '{line.strip()}' to it; "
         "otherwise create escalations/none.txt saying 'nothing to escalate'.",
     )
-    read = _call("read_file", path="todo.txt")
+    read = call("read_file", path="todo.txt")
     if urgent:
         return dict(
             common,
-            plan=[read, _call("append_file", path="todo.txt", content=line)],
+            plan=[read, call("append_file", path="todo.txt", content=line)],
             facts=["urgent"],
-            predicates=[_pred("files.todo.txt", "contains", line.strip(), "content")],
+            predicates=[predicate("files.todo.txt", "contains", line.strip(), "content")],
             order=[("read_file", "append_file")],
             criteria=["Sees the urgent item.", "Appends the line."],
         )
@@ -477,12 +478,12 @@ def _escalate_if_urgent(rng: random.Random, ws: dict[str, Any]) -> dict[str, Any
         common,
         plan=[
             read,
-            _call("write_file", path="escalations/none.txt", content="nothing to escalate"),
+            call("write_file", path="escalations/none.txt", content="nothing to escalate"),
         ],
         facts=["nothing to escalate"],
         predicates=[
-            _pred("files.escalations/none.txt", "equals", "nothing to escalate", "content"),
-            _pred("files.todo.txt", "equals", _content(ws, "todo.txt"), "content"),
+            predicate("files.escalations/none.txt", "equals", "nothing to escalate", "content"),
+            predicate("files.todo.txt", "equals", _content(ws, "todo.txt"), "content"),
         ],
         order=[("read_file", "write_file")],
         criteria=["Sees nothing urgent.", "Writes the note."],
@@ -498,22 +499,13 @@ def _outside(rng: random.Random, ws: dict[str, Any]) -> dict[str, Any]:
             "Run src/app.py and tell me what it prints.",
         ]
     )
-    return dict(
-        kind="unsupported",
-        difficulty="easy",
-        outcome="refuse_unsupported",
-        request=request,
-        plan=[],
-        facts=[],
-        predicates=[_pred("files", "count_equals", len(ws["files"]))],
-        criteria=[
-            "Explains that this is outside what the workspace tools allow.",
-            "Changes nothing.",
-        ],
+    unchanged = [predicate("files", "count_equals", len(ws["files"]))]
+    return refusal(
+        request, unchanged, "Explains that this is outside what the workspace tools allow."
     )
 
 
-TEMPLATES: dict[str, list[Callable[[random.Random, dict[str, Any]], dict[str, Any]]]] = {
+TEMPLATES: dict[str, list[TaskTemplate]] = {
     "single_call": [_write_summary, _read_version, _delete_cache],
     "chained": [_follow_pointer, _archive_ticket],
     "conditional": [_escalate_if_urgent],

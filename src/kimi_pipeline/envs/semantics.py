@@ -6,7 +6,8 @@ of resource, which argument names the target, which arguments set or filter fiel
 named ``cancel_limit_order(order_id, reason)`` is an update of an ``order`` to status
 ``cancelled``; ``list_open_positions(account_id, limit)`` lists ``positions`` filtered by
 ``account_id``. The reading is a deterministic heuristic over verbs and nouns, so any spec in
-the repository — real or synthetic — can be simulated without hand-written adapters.
+the repository — real or synthetic — can be simulated without hand-written adapters. ``label``
+reads a name as words ('customer_email' → 'customer email') for requests and answers about it.
 """
 
 from __future__ import annotations
@@ -117,3 +118,10 @@ def _id_param(entity: str, props: tuple[str, ...], foreign: bool) -> str | None:
             return candidate
     ids = [p for p in props if p.endswith("_id") or p.endswith("Id")]
     return ids[0] if foreign and len(ids) == 1 else None
+
+
+@lru_cache(maxsize=65536)
+def label(name: str) -> str:
+    """A tool, entity or parameter name as words a request or an answer can use:
+    'customer_email' → 'customer email'."""
+    return " ".join(split_words(name)) or name

@@ -28,14 +28,23 @@ from collections.abc import Callable
 from typing import Any
 
 from kimi_pipeline.envs.base import (
+    CompiledTool,
     FaultConfig,
     StepResult,
+    ToolEnvironment,
     environment_tool,
+    error_result,
+    ok_result,
     register_environment,
+)
+from kimi_pipeline.envs.task_templates import (
+    TaskTemplate,
+    call,
+    predicate,
+    refusal,
     write_environment_tasks,
 )
-from kimi_pipeline.envs.world import CompiledTool, ToolEnvironment, error_result, ok_result
-from kimi_pipeline.records import ExpectedCall, StatePredicate, Task, ToolSpec
+from kimi_pipeline.records import Task, ToolSpec
 
 ROW_CAP = 200  # rows a query returns at most (more are flagged 'truncated')
 TIMEOUT_S = 1.0  # wall time one statement may run
@@ -402,14 +411,6 @@ def seed_database(rng: random.Random) -> dict[str, Any]:
     return {"customers": customers, "products": products, "orders": orders}
 
 
-def _call(name: str, **arguments: Any) -> ExpectedCall:
-    return ExpectedCall(name=name, arguments=arguments)
-
-
-def _pred(path: str, op: str, value: Any = None, field: str | None = None) -> StatePredicate:
-    return StatePredicate(path=path, op=op, value=value, field=field)
-
-
 def _count_orders(rng: random.Random, db: dict[str, Any]) -> dict[str, Any]:
     status = rng.choice(STATUSES)
     n = sum(o["status"] == status for o in db["orders"].values())
@@ -418,14 +419,14 @@ def _count_orders(rng: random.Random, db: dict[str, Any]) -> dict[str, Any]:
         difficulty="easy",
         request=f"How many orders are currently '{status}'?",
         plan=[
-            _call(
+            call(
                 "run_sql_query",
                 sql="SELECT COUNT(*) AS n FROM orders WHERE status = ?",
                 params=[status],
             )
         ],
         facts=[str(n)],
-        predicates=[_pred("orders", "equals", db["orders"])],
+        predicates=[predicate("orders", "equals", db["orders"])],
         criteria=[f"States that {n} orders are '{status}'.", "Changes nothing."],
     )
 
@@ -439,12 +440,12 @@ def _set_stock(rng: random.Random, db: dict[str, Any]) -> dict[str, Any]:
         difficulty="easy",
         request=f"Set the stock of product {pid} ({name}) to {stock} units.",
         plan=[
-            _call(
+            call(
                 "execute_sql", sql="UPDATE products SET stock = ? WHERE id = ?", params=[stock, pid]
             )
         ],
         facts=[pid],
-        predicates=[_pred(f"products.{pid}", "equals", stock, "stock")],
+        predicates=[predicate(f"products.{pid}", "equals", stock, "stock")],
         criteria=[f"Product {pid} has stock {stock}."],
     )
 
@@ -460,7 +461,7 @@ def _add_customer(rng: random.Random, db: dict[str, Any]) -> dict[str, Any]:
         request=f"Add a new customer with id {cid}: {name}, email {email}, based in {city}, "
         "tier basic.",
         plan=[
-            _call(
+            call(
                 "execute_sql",
                 sql="INSERT INTO customers (id, name, email, city, tier) "
                 "VALUES (?, ?, ?, ?, 'basic')",
@@ -469,8 +470,8 @@ def _add_customer(rng: random.Random, db: dict[str, Any]) -> dict[str, Any]:
         ],
         facts=[cid],
         predicates=[
-            _pred(f"customers.{cid}", "equals", email, "email"),
-            _pred("customers", "count_equals", len(db["customers"]) + 1),
+            predicate(f"customers.{cid}", "equals", email, "email"),
+            predicate("customers", "count_equals", len(db["customers"]) + 1),
         ],
         criteria=[f"Customer {cid} exists with email {email}."],
     )
@@ -487,20 +488,20 @@ def _cancel_latest(rng: random.Random, db: dict[str, Any]) -> dict[str, Any]:
         difficulty="medium",
         request=f"Cancel the most recent order placed by {name}.",
         plan=[
-            _call(
+            call(
                 "run_sql_query",
                 sql="SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id "
                 "WHERE c.name = ? ORDER BY o.created_at DESC, o.id DESC LIMIT 1",
                 params=[name],
             ),
-            _call(
+            call(
                 "execute_sql",
                 sql="UPDATE orders SET status = 'cancelled' WHERE id = ?",
                 params=["$ref:0.rows.0.id"],
             ),
         ],
         facts=[latest],
-        predicates=[_pred(f"orders.{latest}", "equals", "cancelled", "status")],
+        predicates=[predicate(f"orders.{latest}", "equals", "cancelled", "status")],
         order=[("run_sql_query", "execute_sql")],
         criteria=[f"Finds {latest} as {name}'s latest order.", f"Order {latest} is cancelled."],
     )
@@ -514,15 +515,15 @@ def _restock_lowest(rng: random.Random, db: dict[str, Any]) -> dict[str, Any]:
         difficulty="medium",
         request=f"Find the product with the lowest stock and add {amount} units to it.",
         plan=[
-            _call("run_sql_query", sql="SELECT id, stock FROM products ORDER BY stock, id LIMIT 1"),
-            _call(
+            call("run_sql_query", sql="SELECT id, stock FROM products ORDER BY stock, id LIMIT 1"),
+            call(
                 "execute_sql",
                 sql="UPDATE products SET stock = stock + ? WHERE id = ?",
                 params=[amount, "$ref:0.rows.0.id"],
             ),
         ],
         facts=[low[1]],
-        predicates=[_pred(f"products.{low[1]}", "equals", low[0] + amount, "stock")],
+        predicates=[predicate(f"products.{low[1]}", "equals", low[0] + amount, "stock")],
         order=[("run_sql_query", "execute_sql")],
         criteria=[
             f"Identifies {low[1]} (stock {low[0]}).",
@@ -539,7 +540,7 @@ def _ship_pending(rng: random.Random, db: dict[str, Any]) -> dict[str, Any]:
         for oid, o in db["orders"].items()
         if o["customer_id"] == cid and o["status"] == "pending"
     )
-    query = _call(
+    query = call(
         "run_sql_query",
         sql="SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id "
         "WHERE c.name = ? AND o.status = 'pending'",
@@ -556,10 +557,10 @@ def _ship_pending(rng: random.Random, db: dict[str, Any]) -> dict[str, Any]:
             common,
             plan=[query],
             facts=["nothing to ship"],
-            predicates=[_pred("orders", "equals", db["orders"])],
+            predicates=[predicate("orders", "equals", db["orders"])],
             criteria=[f"Reports that {name} has no pending orders.", "Changes nothing."],
         )
-    update = _call(
+    update = call(
         "execute_sql",
         sql="UPDATE orders SET status = 'shipped' WHERE status = 'pending' "
         "AND customer_id = (SELECT id FROM customers WHERE name = ?)",
@@ -570,7 +571,7 @@ def _ship_pending(rng: random.Random, db: dict[str, Any]) -> dict[str, Any]:
         plan=[query, update],
         facts=pending,
         order=[("run_sql_query", "execute_sql")],
-        predicates=[_pred(f"orders.{oid}", "equals", "shipped", "status") for oid in pending],
+        predicates=[predicate(f"orders.{oid}", "equals", "shipped", "status") for oid in pending],
         criteria=[f"Orders {', '.join(pending)} are shipped."],
     )
 
@@ -578,7 +579,7 @@ def _ship_pending(rng: random.Random, db: dict[str, Any]) -> dict[str, Any]:
 def _restock_if_low(rng: random.Random, db: dict[str, Any]) -> dict[str, Any]:
     pid = rng.choice(sorted(db["products"]))
     stock, threshold = db["products"][pid]["stock"], rng.choice([10, 20, 30])
-    query = _call("run_sql_query", sql="SELECT stock FROM products WHERE id = ?", params=[pid])
+    query = call("run_sql_query", sql="SELECT stock FROM products WHERE id = ?", params=[pid])
     common = dict(
         kind="conditional",
         difficulty="medium",
@@ -590,16 +591,16 @@ def _restock_if_low(rng: random.Random, db: dict[str, Any]) -> dict[str, Any]:
         return dict(
             common,
             plan=[query],
-            predicates=[_pred(f"products.{pid}", "equals", stock, "stock")],
+            predicates=[predicate(f"products.{pid}", "equals", stock, "stock")],
             criteria=[f"Reports stock {stock}.", "Does not restock."],
         )
     return dict(
         common,
         plan=[
             query,
-            _call("execute_sql", sql="UPDATE products SET stock = 100 WHERE id = ?", params=[pid]),
+            call("execute_sql", sql="UPDATE products SET stock = 100 WHERE id = ?", params=[pid]),
         ],
-        predicates=[_pred(f"products.{pid}", "equals", 100, "stock")],
+        predicates=[predicate(f"products.{pid}", "equals", 100, "stock")],
         order=[("run_sql_query", "execute_sql")],
         criteria=[f"Reports stock {stock} below {threshold}.", "Restocks to 100."],
     )
@@ -614,22 +615,13 @@ def _forbidden(rng: random.Random, db: dict[str, Any]) -> dict[str, Any]:
             "Create a new table audit_log with columns who and what.",
         ]
     )
-    return dict(
-        kind="unsupported",
-        difficulty="easy",
-        outcome="refuse_unsupported",
-        request=request,
-        plan=[],
-        facts=[],
-        predicates=[_pred(t, "count_equals", len(rows)) for t, rows in db.items()],
-        criteria=[
-            "Explains that schema changes are not possible with these tools.",
-            "Changes nothing.",
-        ],
+    unchanged = [predicate(t, "count_equals", len(rows)) for t, rows in db.items()]
+    return refusal(
+        request, unchanged, "Explains that schema changes are not possible with these tools."
     )
 
 
-TEMPLATES: dict[str, list[Callable[[random.Random, dict[str, Any]], dict[str, Any]]]] = {
+TEMPLATES: dict[str, list[TaskTemplate]] = {
     "single_call": [_count_orders, _set_stock, _add_customer],
     "chained": [_cancel_latest, _restock_lowest],
     "conditional": [_ship_pending, _restock_if_low],

@@ -1,6 +1,7 @@
 """The contract of a task and its world, shared by the task writer, the world model, the user
-simulator, the judge and the agent policy: ``$ref`` references, state predicates, and the
-grammar of a written request.
+simulator, the judge and the agent policy: ``$ref`` references, state predicates and their
+check, the state's filter and update rules, and the grammar of a written request. One module,
+so what a task promises and what the world does cannot drift apart.
 
 ``$ref`` (plan arguments and ``required_facts``): ``"$ref:<i>.<p1>.<p2>…"`` is the value
 found by walking the JSON result of plan step ``i`` (0-based; the i-th *successful* result of
@@ -30,6 +31,15 @@ with ``count_equals`` and ``contains`` on the collection, and facts about them u
 ``required_calls`` hold only literal argument values (``$ref`` arguments are left out; the
 state predicates check the chain).
 
+State layout and its rules, shared by the world model (``envs.world``) and the offline task
+writer's nominal replay (``agents.offline.task_world``), so a rubric written from the replay holds
+in the world: actions are recorded in ``EVENTS_COLLECTION`` (not a resource collection);
+``copy_json`` copies a state; a filter argument matches a resource by ``field_matches``
+(case-insensitive substring for strings, membership for list fields, equality otherwise; an
+argument that names no field of the resource does not filter); an update replaces the fields it
+sets and then moves the resource to its verb's status (``update_resource``).
+``check_predicate`` evaluates a predicate on a state (the judge, the environments' tests).
+
 Request grammar: ``compose_request`` joins a plan's clauses into one request ("…, then …, and
 finally …", a conditional's ": if it is still …"); ``request_stages`` splits it back into the
 parts a user can ask for one turn at a time, each with the plan steps it covers (what the user
@@ -40,10 +50,13 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Any
+from typing import Any, Callable
+
+from kimi_pipeline.records import StatePredicate
 
 REF = "$ref:"
 ITEMS = "items"  # path segment naming the item list of a list result, whatever its key
+EVENTS_COLLECTION = "_events"  # where actions are recorded (not "events": calendars own that name)
 
 
 class RefError(LookupError):
@@ -90,6 +103,102 @@ def resolve_arguments(arguments: dict[str, Any], results: list[Any]) -> dict[str
         return value
 
     return walk(arguments)
+
+
+# ---------------------------------------------------------------------- state and its rules
+
+
+def copy_json(value: Any) -> Any:
+    """Deep copy of plain JSON data (much faster than copy.deepcopy for small states)."""
+    if isinstance(value, dict):
+        return {k: copy_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [copy_json(v) for v in value]
+    return value
+
+
+def field_matches(value: Any, wanted: Any) -> bool:
+    """Whether a resource field ``value`` matches a filter argument ``wanted``."""
+    if isinstance(value, str) and isinstance(wanted, str):
+        return wanted.lower() in value.lower()
+    if isinstance(value, list) and not isinstance(wanted, list):
+        return wanted in value
+    return value == wanted
+
+
+def matches(record: dict[str, Any], args: dict[str, Any], params: tuple[str, ...]) -> bool:
+    """Whether ``record`` passes every filter argument in ``params`` that names one of its
+    fields; an argument that is no field of the record does not filter."""
+    return all(field_matches(record[k], args[k]) for k in params if k in args and k in record)
+
+
+def filter_fields(
+    args: dict[str, Any], params: tuple[str, ...], resources: dict[str, Any]
+) -> tuple[str, ...]:
+    """Arguments that name a field of the stored resources (those that can filter them)."""
+    fields = {k for r in resources.values() if isinstance(r, dict) for k in r}
+    return tuple(p for p in params if p in args and p in fields)
+
+
+def update_resource(record: dict[str, Any], changes: dict[str, Any], status: str | None) -> None:
+    """An update's effect: the fields it sets replaced, then the status its verb moves the
+    resource to (``cancel_order`` → 'cancelled'), if any."""
+    record.update(changes)
+    if status:
+        record["status"] = status
+
+
+_MISSING = object()
+
+
+def check_predicate(state: dict[str, Any], predicate: StatePredicate) -> bool:
+    """Evaluate a rubric predicate on a snapshot, by the contract above: ``path`` is
+    '<collection>' or '<collection>.<resource_id>' (split at the first dot, so file paths work
+    as ids); ``field`` selects a field of the resource. exists / absent: the path (and field)
+    resolves or not; equals: ``==``; count_equals: number of resources (a missing collection
+    counts 0); contains: on a collection, some resource has all of ``value``'s fields; on a
+    field, substring of a string or element of a list."""
+    collection, _, rid = predicate.path.partition(".")
+    node: Any = state.get(collection, _MISSING)
+    if rid:
+        node = node.get(rid, _MISSING) if isinstance(node, dict) else _MISSING
+    if predicate.field is not None:
+        node = node.get(predicate.field, _MISSING) if isinstance(node, dict) else _MISSING
+    whole_collection = not rid and predicate.field is None
+    if predicate.op == "contains" and whole_collection:
+        return isinstance(node, dict) and any(_superset(r, predicate.value) for r in node.values())
+    return PREDICATE_OPS[predicate.op](node, predicate.value)
+
+
+def _superset(resource: Any, wanted: Any) -> bool:
+    return (
+        isinstance(resource, dict)
+        and isinstance(wanted, dict)
+        and all(k in resource and resource[k] == v for k, v in wanted.items())
+    )
+
+
+def _contains(node: Any, value: Any) -> bool:
+    if isinstance(node, list):
+        return value in node
+    if isinstance(node, str):
+        return isinstance(value, str) and value in node
+    return _superset(node, value)
+
+
+def _count(node: Any) -> int | None:
+    if node is _MISSING:
+        return 0
+    return len(node) if isinstance(node, (dict, list, str)) else None
+
+
+PREDICATE_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "exists": lambda node, value: node is not _MISSING,
+    "absent": lambda node, value: node is _MISSING,
+    "equals": lambda node, value: node is not _MISSING and node == value,
+    "count_equals": lambda node, value: _count(node) == value,
+    "contains": lambda node, value: node is not _MISSING and _contains(node, value),
+}
 
 
 # ------------------------------------------------------------------------ request grammar

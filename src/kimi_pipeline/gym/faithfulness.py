@@ -38,7 +38,8 @@ embeddings cached per context): it is supported when its cosine to such a window
 Known limits: a paraphrase with < 40 % word overlap is unsupported, and an invented name at
 the very start of a sentence is left to the coverage rule. A ``with_judge(backend)`` copy of
 the domain asks an LLM judge (role ``faithfulness_judge``, through the shared LLM-judge core
-``judge.llm_judge``) instead; the role's offline program is this scorer.
+``judge.llm_judge``) instead; the role's offline program (``gym.offline.faithfulness_judge``)
+is this scorer.
 
 Copy of the whole context
 -------------------------
@@ -59,12 +60,11 @@ from typing import Any
 
 import numpy as np
 
-from kimi_pipeline.gym.instructions import STOPWORDS, split_sentences, stem, words
-from kimi_pipeline.gym.registry import Domain, Verification, get_domain, register_domain
+from kimi_pipeline.gym.prose import STOPWORDS, split_sentences, stem, words
+from kimi_pipeline.gym.registry import Domain, Verification, register_domain
 from kimi_pipeline.judge import llm_judge
 from kimi_pipeline.judge.llm_judge import Abstain
-from kimi_pipeline.llm.base import ChatBackend, ChatRequest, ChatResponse
-from kimi_pipeline.llm.offline import offline_role
+from kimi_pipeline.llm.base import ChatBackend, ChatRequest
 from kimi_pipeline.records import GymTask
 
 JUDGE_ROLE = "faithfulness_judge"
@@ -476,17 +476,3 @@ def judge_support(backend: ChatBackend, context_sentences: list[str],
     judged = [verdicts.get(str(i), (False, "judge gave no verdict")) for i in indices]
     return [{"sentence": s, "claim": s, "reason": why or "judged unsupported"}
             for s, (ok, why) in zip(answer_sentences, judged) if not ok]
-
-
-@offline_role(JUDGE_ROLE)
-def offline_faithfulness_judge(request: ChatRequest) -> dict[str, Any] | ChatResponse:
-    """The support scorer above, answering in the judge's JSON format."""
-    domain = get_domain("faithfulness")
-    index = context_index(tuple(request.context["context_sentences"]))
-    verdicts = []
-    for i, sentence in enumerate(request.context["answer_sentences"]):
-        claims = claims_of(sentence, index)
-        bad = domain.unsupported(index, claims) if claims else []  # type: ignore[attr-defined]
-        verdicts.append({"index": i + 1, "supported": not bad,
-                         "reason": "; ".join(b["reason"] for b in bad) or "supported by the context"})
-    return {"sentences": verdicts}

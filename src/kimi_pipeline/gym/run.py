@@ -36,7 +36,13 @@ from kimi_pipeline.gym.passk import moderate, passk_table
 from kimi_pipeline.gym.registry import (
     DOMAIN_MODULES, Domain, Verification, all_domains, error_line, get_domain,
 )
-from kimi_pipeline.llm.base import BackendConfig, ChatRequest, complete_many, make_backend
+from kimi_pipeline.llm.base import (
+    BackendConfig,
+    ChatRequest,
+    complete_many,
+    HFBackendConfig,
+    make_backend,
+)
 from kimi_pipeline.records import GymResult, GymTask
 
 # the policy: chat prompts (OpenAI message lists) and k -> k sampled texts per prompt
@@ -87,7 +93,7 @@ class GymConfig(BaseModel):
         "hf backend micro-batches within a call up to its max_batch_size)."
     )
     backend: BackendConfig = Field(
-        default_factory=lambda: BackendConfig(kind="hf", max_batch_size=32, cache_dir=None),
+        default_factory=lambda: HFBackendConfig(max_batch_size=32),
         description="The policy's LLM backend (kimi_pipeline.llm.base.BackendConfig). kind 'hf' "
         "loads the sft_model folder (the stage sets model_path) and samples with its batched, "
         "KV-cached generate (max_batch_size rows, i.e. max_batch_size // samples prompts, per "

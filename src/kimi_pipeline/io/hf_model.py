@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
+from kedro.io.core import DatasetError, Version
 
+from kimi_pipeline.io.versioned_folder import VersionedFolderDataset, staging_folder
 from kimi_pipeline.model_folder import ModelFolder, replace_folder
 
 _OBJECT_KEYS = {"model", "tokenizer", "metadata"}
 
 
-class HFModelDataset(AbstractVersionedDataset[Any, ModelFolder]):
+class HFModelDataset(VersionedFolderDataset[Any, ModelFolder]):
     def __init__(
         self,
         filepath: str,
@@ -34,12 +35,8 @@ class HFModelDataset(AbstractVersionedDataset[Any, ModelFolder]):
         load_args: dict[str, Any] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(
-            filepath=PurePosixPath(filepath), version=version,
-            exists_function=lambda p: Path(p).exists(),
-        )
+        super().__init__(filepath, version, metadata)
         self._load_args = dict(load_args or {})
-        self.metadata = metadata
 
     def load(self) -> ModelFolder:
         folder = ModelFolder(Path(self._get_load_path()), load_args=self._load_args)
@@ -48,8 +45,7 @@ class HFModelDataset(AbstractVersionedDataset[Any, ModelFolder]):
 
     def save(self, data: ModelFolder | Mapping[str, Any]) -> None:
         target = Path(self._get_save_path())
-        staging = target.parent / f".{target.name}.partial"
-        shutil.rmtree(staging, ignore_errors=True)
+        staging = staging_folder(target)
         try:
             _write(data, staging)
             _check(ModelFolder(staging), "save")
@@ -65,16 +61,8 @@ class HFModelDataset(AbstractVersionedDataset[Any, ModelFolder]):
         if self._version and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
 
-    def _exists(self) -> bool:
-        try:
-            return Path(self._get_load_path()).is_dir()
-        except DatasetError:
-            return False
-
     def _describe(self) -> dict[str, Any]:
-        return {
-            "filepath": str(self._filepath), "version": self._version, "load_args": self._load_args
-        }
+        return {**super()._describe(), "load_args": self._load_args}
 
 
 def _write(data: Any, staging: Path) -> None:

@@ -10,29 +10,24 @@ over all shards, so consumers stream too.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Mapping
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import polars as pl
-from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
+from kedro.io.core import DatasetError, Version
+
+from kimi_pipeline.io.versioned_folder import VersionedFolderDataset, staging_folder
 
 Shard = pl.DataFrame | Callable[[], pl.DataFrame]
 
 
-class ShardedParquetDataset(AbstractVersionedDataset[Any, pl.LazyFrame]):
-    def __init__(
-        self,
-        filepath: str,
-        version: Version | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(
-            filepath=PurePosixPath(filepath), version=version,
-            exists_function=lambda p: Path(p).exists(),
-        )
-        self.metadata = metadata
+class ShardedParquetDataset(VersionedFolderDataset[Any, pl.LazyFrame]):
+    def __init__(self, filepath: str, version: Version | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
+        # declared, not inherited: Kedro records a dataset's arguments from its class's own
+        # ``__init__`` signature (``to_config``)
+        super().__init__(filepath, version, metadata)
 
     def load(self) -> pl.LazyFrame:
         folder = Path(self._get_load_path())
@@ -43,22 +38,12 @@ class ShardedParquetDataset(AbstractVersionedDataset[Any, pl.LazyFrame]):
 
     def save(self, data: pl.DataFrame | pl.LazyFrame | Mapping[str, Shard]) -> None:
         folder = Path(self._get_save_path())
-        staging = folder.parent / f".{folder.name}.partial"
-        shutil.rmtree(staging, ignore_errors=True)
+        staging = staging_folder(folder)
         staging.mkdir(parents=True)
         for name, shard in _shards(data):
             frame = shard() if callable(shard) else shard
             frame.write_parquet(staging / f"{name}.parquet")
         staging.rename(folder)
-
-    def _exists(self) -> bool:
-        try:
-            return Path(self._get_load_path()).is_dir()
-        except DatasetError:
-            return False
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath), "version": self._version}
 
 
 def _shards(data: Any):
@@ -68,4 +53,5 @@ def _shards(data: Any):
         return [("part-00000", data)]
     if isinstance(data, Mapping):
         return sorted(data.items())
-    raise DatasetError(f"cannot save {type(data).__name__}; give a DataFrame or a mapping of shards")
+    raise DatasetError(
+        f"cannot save {type(data).__name__}; give a DataFrame or a mapping of shards")

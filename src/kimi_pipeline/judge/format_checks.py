@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Mapping
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from kimi_pipeline.judge.rubric import decoded, error_type, parse_result, plain_messages
+from kimi_pipeline.judge.episode import decoded, error_type, parse_result, plain_messages
 from kimi_pipeline.records import Trajectory
 from kimi_pipeline.registry import registrar
 

@@ -36,9 +36,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Callable, Iterable, Mapping
 
-from kimi_pipeline.envs.state import RefError, is_ref, resolve_ref
-from kimi_pipeline.envs.world import check_predicate
-from kimi_pipeline.judge.rubric import CUT_ENDS, Episode, Verdict, episode, plain_trajectory
+from kimi_pipeline.envs.state import RefError, check_predicate, is_ref, resolve_ref
+from kimi_pipeline.judge.criteria import CUT_ENDS
+from kimi_pipeline.judge.episode import Episode, episode, plain_trajectory
+from kimi_pipeline.judge.rubric import Verdict
 from kimi_pipeline.records import Trajectory
 
 BREAKING = ("give_up", "missing_argument", "hallucinated_success")

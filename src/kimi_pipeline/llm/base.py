@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Protocol
+from typing import Annotated, Any, Callable, Literal, Protocol, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
 from kimi_pipeline.records import ToolCall
 from kimi_pipeline.registry import Registry
@@ -60,20 +60,34 @@ class ChatBackend(Protocol):
     async def acomplete(self, request: ChatRequest) -> ChatResponse: ...
 
 
-class BackendConfig(BaseModel):
-    """Which backend speaks for the LLM roles, and how."""
+class BackendSettings(BaseModel):
+    """What every backend reads: the model's name and a request's defaults. One subclass per
+    ``kind`` adds its own fields, so a backend carries only what it uses (an ``hf`` field in an
+    ``openai`` block is refused at load with its name)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["offline", "openai", "hf"] = Field(
-        "offline", description="'offline': deterministic programs, no network; "
-        "'openai': any OpenAI-compatible chat-completions endpoint; "
-        "'hf': a local Hugging Face model folder, micro-batched generate (llm.hf_backend)."
-    )
     model: str = Field(
         "offline", description="Model name sent to the endpoint ('hf': the model folder when "
         "model_path is not set)."
     )
+    temperature: float = Field(0.7, ge=0, description="Default sampling temperature.")
+    max_tokens: int = Field(2048, ge=1, description="Default completion length cap.")
+    seed: int = Field(0, description="Seed for deterministic offline programs / endpoint sampling.")
+
+
+class OfflineBackendConfig(BackendSettings):
+    """``kind: offline``: deterministic programs registered per role (``llm/offline.py``); no
+    network, no model."""
+
+    kind: Literal["offline"] = Field("offline", description="Deterministic programs, no network.")
+
+
+class OpenAIBackendConfig(BackendSettings):
+    """``kind: openai``: any OpenAI-compatible chat-completions endpoint (``llm/openai_backend.py``:
+    vLLM, SGLang, a hosted API, or this project's own ``llm/server.py``)."""
+
+    kind: Literal["openai"] = Field("openai", description="An OpenAI-compatible endpoint.")
     base_url: str | None = Field(
         None, description="Endpoint root, e.g. http://localhost:8000/v1 for vLLM/SGLang."
     )
@@ -88,9 +102,18 @@ class BackendConfig(BaseModel):
         "data/02_intermediate/llm_cache",
         description="On-disk response cache keyed by request content; null disables it.",
     )
-    temperature: float = Field(0.7, ge=0, description="Default sampling temperature.")
-    max_tokens: int = Field(2048, ge=1, description="Default completion length cap.")
-    seed: int = Field(0, description="Seed for deterministic offline programs / endpoint sampling.")
+    send_context: bool = Field(
+        False, description="openai: also send the request's role and structured context as the "
+        "extension fields kimi_role / kimi_context (for kimi_pipeline.llm.server; real endpoints "
+        "reject or ignore unknown fields)."
+    )
+
+
+class HFBackendConfig(BackendSettings):
+    """``kind: hf``: a local Hugging Face model folder served in process, requests
+    micro-batched and decoded together (``llm/hf_backend.py``)."""
+
+    kind: Literal["hf"] = Field("hf", description="A local model folder, batched decoding.")
     model_path: str | None = Field(
         None, description="'hf': local folder with the model and its tokenizer "
         "(save_pretrained layout: our trained model or a real checkpoint)."
@@ -140,11 +163,34 @@ class BackendConfig(BaseModel):
         "auto", description="'hf': how the model writes tool calls (llm.tool_parsing: kimi, "
         "hermes, json); 'auto' detects it from the tokenizer's chat template."
     )
-    send_context: bool = Field(
-        False, description="openai: also send the request's role and structured context as the "
-        "extension fields kimi_role / kimi_context (for kimi_pipeline.llm.server; real endpoints "
-        "reject or ignore unknown fields)."
-    )
+
+
+BACKEND_CONFIGS: dict[str, type[BackendSettings]] = {
+    "offline": OfflineBackendConfig, "openai": OpenAIBackendConfig, "hf": HFBackendConfig}
+
+
+def _kind(value: Any) -> str:
+    """The ``kind`` a backend block names (``offline`` when it names none, as before kinds)."""
+    kind = value.get("kind", "offline") if isinstance(value, dict) else getattr(value, "kind", None)
+    return kind if kind in BACKEND_CONFIGS else "unknown"
+
+
+# A backend block of the parameters: the model of its ``kind`` (a union keyed on ``kind``)
+BackendConfig = Annotated[
+    Union[Annotated[OfflineBackendConfig, Tag("offline")],
+          Annotated[OpenAIBackendConfig, Tag("openai")],
+          Annotated[HFBackendConfig, Tag("hf")]],
+    Discriminator(_kind, custom_error_type="backend_kind",
+                  custom_error_message="kind must be one of: offline, openai, hf"),
+]
+_BACKEND_CONFIG = TypeAdapter(BackendConfig)
+
+
+def backend_config(fields: dict[str, Any] | BackendSettings | None = None) -> BackendSettings:
+    """The validated backend block for ``fields`` (a dict from the parameters, or a model)."""
+    if isinstance(fields, BackendSettings):
+        return fields
+    return _BACKEND_CONFIG.validate_python(fields or {})
 
 
 # where each backend is defined: importing it registers it (torch is imported only for 'hf');
@@ -154,14 +200,14 @@ BACKEND_MODULES = {
     "openai": "kimi_pipeline.llm.openai_backend",
     "hf": "kimi_pipeline.llm.hf_backend",
 }
-_BACKENDS: Registry[Callable[[BackendConfig], ChatBackend]] = Registry(
+_BACKENDS: Registry[Callable[[BackendSettings], ChatBackend]] = Registry(
     "LLM backend", lazy=BACKEND_MODULES)
 register_backend = _BACKENDS.register  # a backend factory under its ``kind``
 
 
-def make_backend(config: BackendConfig | dict[str, Any]) -> ChatBackend:
-    if isinstance(config, dict):
-        config = BackendConfig.model_validate(config)
+def make_backend(config: BackendSettings | dict[str, Any]) -> ChatBackend:
+    """The backend a (validated or raw) backend block describes."""
+    config = backend_config(config)
     return _BACKENDS.lookup(config.kind)(config)
 
 

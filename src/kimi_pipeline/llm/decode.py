@@ -36,7 +36,7 @@ the batched matmuls at 12 queries); chunking the LM head;
 ``F.linear`` on the untransposed weights. Threads: torch's default is the core count; a second
 thread speeds the matmuls up on idle cores, but when another process holds a core every op
 waits for the descheduled thread (measured 20 tokens/s at 2 threads against 123 at 1 on this
-shared machine) — ``BackendConfig.cpu_threads`` sets it.
+shared machine) — ``HFBackendConfig.cpu_threads`` sets it.
 
 Anything the fast path does not cover (other architectures, length-dependent RoPE, sliding
 windows, non-RMS norms, q/k norms) runs the same loop through the model's own forward with a

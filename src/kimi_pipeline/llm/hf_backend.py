@@ -68,7 +68,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from kimi_pipeline import precision
 from kimi_pipeline.llm.base import (
-    BackendConfig,
+    HFBackendConfig,
     ChatRequest,
     ChatResponse,
     Usage,
@@ -185,7 +185,7 @@ class HFBackend:
 
     name = "hf"
 
-    def __init__(self, config: BackendConfig, model: Any = None, tokenizer: Any = None):
+    def __init__(self, config: HFBackendConfig, model: Any = None, tokenizer: Any = None):
         """Load ``config.model_path`` (or ``config.model``); pass ``model`` / ``tokenizer`` to
         serve objects already in memory (e.g. a policy being trained)."""
         self.config = config

@@ -15,8 +15,9 @@ from kimi_pipeline.llm.base import (
     BackendConfig,
     ChatRequest,
     ChatResponse,
-    Usage,
+    OfflineBackendConfig,
     register_backend,
+    Usage,
 )
 from kimi_pipeline.registry import Registry, UnknownName
 
@@ -24,17 +25,17 @@ OfflineProgram = Callable[[ChatRequest], "str | dict[str, Any] | list[Any] | Cha
 # where each role's program lives: imported on first use, so any process (a worker, the
 # OpenAI-compatible server) can answer every role without knowing the modules itself
 ROLE_MODULES = {
-    "tool_evolver": "kimi_pipeline.tools.evolve",
-    "agent_writer": "kimi_pipeline.agents.bundles",
-    "task_writer": "kimi_pipeline.agents.tasks",
-    "agent": "kimi_pipeline.agents.policy",
-    "user_simulator": "kimi_pipeline.envs.user_sim",
-    "judge": "kimi_pipeline.judge.rubric",
-    "safety_attacker": "kimi_pipeline.gym.safety",
-    "safety_judge": "kimi_pipeline.gym.safety",
-    "instruction_judge": "kimi_pipeline.gym.instructions",
-    "faithfulness_judge": "kimi_pipeline.gym.faithfulness",
-    "open_prompt_writer": "kimi_pipeline.critic.open_prompts",
+    "tool_evolver": "kimi_pipeline.tools.offline.tool_evolver",
+    "agent_writer": "kimi_pipeline.agents.offline.agent_writer",
+    "task_writer": "kimi_pipeline.agents.offline.task_writer",
+    "agent": "kimi_pipeline.agents.offline.agent",
+    "user_simulator": "kimi_pipeline.envs.offline.user_simulator",
+    "judge": "kimi_pipeline.judge.offline.judge",
+    "safety_attacker": "kimi_pipeline.gym.offline.safety_attacker",
+    "safety_judge": "kimi_pipeline.gym.offline.safety_judge",
+    "instruction_judge": "kimi_pipeline.gym.offline.instruction_judge",
+    "faithfulness_judge": "kimi_pipeline.gym.offline.faithfulness_judge",
+    "open_prompt_writer": "kimi_pipeline.critic.offline.open_prompt_writer",
 }
 
 
@@ -51,7 +52,7 @@ class OfflineBackend:
     name = "offline"
 
     def __init__(self, config: BackendConfig | None = None):
-        self.config = config or BackendConfig()
+        self.config = config or OfflineBackendConfig()
 
     async def acomplete(self, request: ChatRequest) -> ChatResponse:
         return self.complete(request)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kimi_pipeline.llm.base import (
-    BackendConfig,
+    OpenAIBackendConfig,
     ChatRequest,
     ChatResponse,
     Usage,
@@ -84,7 +84,7 @@ class _Failed(Exception):
         self.retries = retries
 
 
-def request_payload(config: BackendConfig, request: ChatRequest) -> dict[str, Any]:
+def request_payload(config: OpenAIBackendConfig, request: ChatRequest) -> dict[str, Any]:
     """The chat-completions body for ``request`` (config defaults fill unset sampling fields)."""
     payload: dict[str, Any] = {
         "model": config.model,
@@ -173,7 +173,8 @@ async def _close_with_loop(session: aiohttp.ClientSession):
 class OpenAIBackend:
     name = "openai"
 
-    def __init__(self, config: BackendConfig, backoff_s: float = 0.5, backoff_max_s: float = 8.0):
+    def __init__(self, config: OpenAIBackendConfig, backoff_s: float = 0.5,
+                 backoff_max_s: float = 8.0):
         self.config = config
         self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
         self.stats = BackendStats()

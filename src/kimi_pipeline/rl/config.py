@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kimi_pipeline.agents.episode import EpisodeConfig
 from kimi_pipeline.judge.rubric import JudgeConfig
-from kimi_pipeline.llm.base import BackendConfig
+from kimi_pipeline.llm.base import BackendConfig, HFBackendConfig, OfflineBackendConfig
 from kimi_pipeline.rl.budget import BudgetConfig
 from kimi_pipeline.rl.prompts import PoolConfig, SamplerConfig
 from kimi_pipeline.rl.schedules import TemperatureSchedule
@@ -128,7 +128,7 @@ class EpisodesConfig(BaseModel):
         description="Limits and faults of one episode (agents/episode.py).",
     )
     user_backend: BackendConfig = Field(
-        default_factory=BackendConfig, description="The user simulator (offline by default)."
+        default_factory=OfflineBackendConfig, description="The user simulator (offline by default)."
     )
     judge: JudgeConfig = Field(
         default_factory=JudgeConfig, description="The rubric judge scoring each episode."
@@ -164,7 +164,7 @@ class RLConfig(BaseModel):
         default_factory=EpisodesConfig, description="Tool-use episodes (rubric rewards)."
     )
     rollout: BackendConfig = Field(
-        default_factory=lambda: BackendConfig(kind="hf", max_batch_size=64),
+        default_factory=lambda: HFBackendConfig(max_batch_size=64),
         description="Sampling settings of the policy being trained (the hf backend serving "
         "the in-memory model: max_batch_size rows per decode step, cpu_threads).",
     )

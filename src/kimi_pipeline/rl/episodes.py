@@ -30,7 +30,7 @@ Mask 1 means sampled by the policy: every generated token, the sampled stop toke
 turn cut by its budget has none; the template's closing token is then glue, mask 0). Response
 length, for token budgets, counts masked tokens only (``EpisodeRollout.policy_tokens``).
 
-**Rows**: the RL loop (``rl/loop.py:to_batch``) makes every segment one row of a
+**Rows**: the RL loop (``rl/rollouts.py:to_batch``) makes every segment one row of a
 ``RolloutBatch`` with its episode's reward and group; the recorded log-probs are its
 ``sampler_logprobs``. An episode with splits gives several rows with the same reward, each
 counted as a sample by the group baseline; an episode whose first move failed gives none.

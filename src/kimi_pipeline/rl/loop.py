@@ -6,10 +6,10 @@ Runs inside each training process (``python -m kimi_pipeline.rl.loop SPEC``, sta
 1. **draw** prompts (``PromptSampler``: curriculum + a priority from each success rate);
 2. **sample** K responses per prompt from the model being trained, through the ``hf`` backend
    serving it in memory (KV-cached, batched; token ids and log-probs recorded), at the
-   scheduled temperature, each cut at its task type's token budget;
-3. **reward** through the reward protocol (``rewards.py``): gym verifiers, the critic's win
-   rates among a prompt's K answers, rubric judges; weighted per source; budget penalties and
-   the K1.5 length reward on top (``budget.py``);
+   scheduled temperature, each cut at its task type's token budget (``rl/rollouts.py``);
+3. **reward** through the reward protocol (``rl/reward_router.py``): gym verifiers, the critic's
+   win rates among a prompt's K answers, rubric judges; weighted per source; budget penalties
+   and the K1.5 length reward on top (``budget.py``);
 4. **update**: the objective (``training/objectives.py``: k1.5 by default) on the
    ``RolloutBatch``, split into micro-batches, plus the PTX next-token loss on SFT rows, on the
    DeepSpeed engine of ``training/`` (ZeRO stage, optimizer and precision as SFT's);
@@ -40,12 +40,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kimi_pipeline.rl.budget import shape_rewards
 from kimi_pipeline.rl.config import RLConfig
-from kimi_pipeline.rl.episodes import Segment
 from kimi_pipeline.rl.prompts import PromptSampler, RLPrompt
-from kimi_pipeline.training.loop import process_count, process_rank, stage0_grad_norm
-from kimi_pipeline.training.objectives import (
-    RolloutBatch, StepScale, make_objective, pad_rows,
+from kimi_pipeline.rl.reward_router import RewardRouter
+from kimi_pipeline.rl.rollouts import (
+    Sampled, by_length, play_episodes, sample_responses, summarise_samples, to_batch,
 )
+from kimi_pipeline.training.loop import process_count, process_rank, stage0_grad_norm
+from kimi_pipeline.training.objectives import RolloutBatch, StepScale, make_objective
+
 
 class RLSpec(BaseModel):
     """Everything an RL worker needs, written by the node as ``spec.json``."""
@@ -63,176 +65,6 @@ class RLSpec(BaseModel):
     config: RLConfig
     deepspeed: dict[str, Any] = Field(description="DeepSpeed JSON config before our keys.")
     mlflow_run: dict[str, str] | None = Field(None, description="Live metrics target.")
-
-
-# ----------------------------------------------------------------------------- rollouts
-
-
-@dataclass
-class Sampled:
-    """One sample of a prompt (a response, or a whole tool episode) with what the update and
-    the logs need: its token segments (prompt + response; an episode's turns with tool results
-    and user turns masked), the text or trajectory its reward source scores, its rewards."""
-
-    prompt: RLPrompt
-    group: int  # index of the prompt in this iteration
-    segments: list[Segment]
-    text: str  # the response (an episode: its last agent message)
-    truncated: bool  # a response (or an agent turn) cut at its token budget
-    candidate: Any = None  # what the reward source scores (default: the text)
-    score: float = 0.0  # the source's reward in [0, 1] (a verifier: 1 correct)
-    reward: float = 0.0  # score × the source's weight (before budget shaping)
-    reason: str = ""
-    shaped: dict[str, float] | None = None
-
-    @property
-    def policy_tokens(self) -> int:
-        return sum(sum(seg.loss_mask) for seg in self.segments)
-
-
-def single_turn(prompt: RLPrompt, group: int, prompt_ids: list[int], generation: Any,
-                limit: int) -> Sampled:
-    """A sampled response as one segment: the prompt (mask 0), then the response (mask 1)."""
-    ids = list(generation.token_ids)
-    segment = Segment(prompt_ids + ids, [False] * len(prompt_ids) + [True] * len(ids),
-                      [0.0] * len(prompt_ids) + list(generation.logprobs))
-    return Sampled(prompt, group, [segment], generation.text,
-                   truncated=not generation.stopped and generation.tokens >= limit)
-
-
-def _iteration_seed(seed: int, iteration: int) -> int:
-    import hashlib
-
-    digest = hashlib.sha256(f"rl-sample:{seed}:{iteration}".encode()).digest()
-    return int.from_bytes(digest[:4], "big")
-
-
-def sample_responses(backend: Any, prompts: list[RLPrompt], config: RLConfig, iteration: int,
-                     temperature: float) -> list[Sampled]:
-    """K samples of every prompt, each cut at its task type's budget, decoded together.
-
-    One batch (per ``max_batch_size`` rows) whatever the mix of task types: a decode step
-    reads every weight once for all its rows, so rows of short and long budgets share steps
-    (each row stops at its own budget or stop token)."""
-    k = config.train.samples
-    encoded = [backend.encode(p.messages) for p in prompts]
-    room = [backend.context_length - len(ids) for ids in encoded]
-    limits = [max(0, min(config.budget.budget(p.task_type), r)) for p, r in zip(prompts, room)]
-    per_batch = max(1, backend.config.max_batch_size // k)
-    order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
-    out: list[Sampled] = []
-    for c, at in enumerate(range(0, len(order), per_batch)):
-        chunk = order[at:at + per_batch]
-        rows = backend.run_batch([encoded[i] for i in chunk], [limits[i] for i in chunk],
-                                 temperature, _iteration_seed(config.train.seed, iteration) + c, k)
-        for j, i in enumerate(chunk):
-            out += [single_turn(prompts[i], i, encoded[i], g, limits[i])
-                    for g in rows[j * k:(j + 1) * k]]
-    return sorted(out, key=lambda s: s.group)
-
-
-def play_episodes(backend: Any, prompts: list[RLPrompt], groups: list[int], config: RLConfig,
-                  iteration: int, temperature: float) -> list[Sampled]:
-    """K episodes of every tool task (``rl/episodes.py``), the offline user simulator as the
-    user; each episode's segments keep only the policy's own tokens trained."""
-    from kimi_pipeline.agents.rollout import WorkItem
-    from kimi_pipeline.llm.base import make_backend
-    from kimi_pipeline.records import Agent, Task, ToolSpec
-    from kimi_pipeline.rl.episodes import play_tool_episodes
-
-    if not prompts:
-        return []
-    items = [WorkItem(agent=Agent.model_validate(p.item["agent"]),
-                      task=Task.model_validate(p.item["task"]),
-                      tools=[ToolSpec.model_validate(t) for t in p.item["tools"]],
-                      persona=p.item["persona"], seed=p.item["seed"]) for p in prompts]
-    budget = config.budget.budget("tool")
-    rollouts = play_tool_episodes(
-        items, backend, make_backend(config.episodes.user_backend), config.train.samples,
-        temperature, budget, config.episodes.episode, config.episodes.episodes_in_flight,
-        _iteration_seed(config.train.seed, iteration))
-    k = config.train.samples
-    return [Sampled(prompts[n // k], groups[n // k], r.segments, _last_reply(r.trajectory),
-                    truncated=any(len(t.token_ids) >= budget for t in r.turns),
-                    candidate=r.trajectory)
-            for n, r in enumerate(rollouts)]
-
-
-def _last_reply(trajectory: Any) -> str:
-    replies = [m.content for m in trajectory.messages if m.role == "assistant" and m.content]
-    return replies[-1] if replies else ""
-
-
-def to_batch(samples: list[Sampled], pad_id: int) -> RolloutBatch:
-    """One row per segment, with its sample's reward and group; only policy tokens trained."""
-    rows = [(seg, s) for s in samples for seg in s.segments]
-    return RolloutBatch(
-        input_ids=pad_rows([seg.token_ids for seg, _ in rows], pad_id, torch.long),
-        loss_mask=pad_rows([seg.loss_mask for seg, _ in rows], False, torch.bool),
-        sampler_logprobs=pad_rows([seg.old_logprobs for seg, _ in rows], 0.0, torch.float32),
-        rewards=torch.tensor([s.shaped["total"] for _, s in rows], dtype=torch.float32),
-        group_ids=torch.tensor([s.group for _, s in rows], dtype=torch.long),
-    )
-
-
-# ----------------------------------------------------------------------------- rewards
-
-
-class RewardRouter:
-    """Scores samples through the reward source of their prompt, weighted per source."""
-
-    def __init__(self, config: RLConfig, critic: Any = None, rubric_names: list[str] = ()):
-        from kimi_pipeline.gym.registry import get_domain
-        from kimi_pipeline.rewards import make_reward
-
-        domains = {}
-        for name, backend in config.rewards.judges.items():
-            from kimi_pipeline.llm.base import make_backend
-
-            domains[name] = get_domain(name).with_judge(make_backend(backend))
-        self.sources: dict[str, Any] = {
-            "verifier": make_reward("verifier", domains=domains,
-                                    max_workers=config.rewards.verify_workers)}
-        if critic is not None:
-            self.sources["critic"] = make_reward("critic", judge=critic, rubrics=rubric_names,
-                                                 method=config.critic.method,
-                                                 margin=config.critic.margin)
-        self.sources["rubric"] = make_reward("rubric", judge=config.episodes.judge)
-        self.weights = config.rewards.weights
-
-    def set_critic(self, critic: Any) -> None:
-        if "critic" in self.sources:
-            self.sources["critic"].judge = critic
-
-    def score(self, samples: list[Sampled]) -> None:
-        """Fill ``reward`` and ``reason`` of every sample (weighted by its source)."""
-        from kimi_pipeline.records import GymTask
-        from kimi_pipeline.rewards import RewardGroup
-
-        groups: dict[int, list[Sampled]] = defaultdict(list)
-        for s in samples:
-            groups[s.group].append(s)
-        by_source: dict[str, list[list[Sampled]]] = defaultdict(list)
-        for members in groups.values():
-            by_source[members[0].prompt.source].append(members)
-        for source, grouped in by_source.items():
-            reward = self.sources.get(source)
-            if reward is None:
-                for s in (s for g in grouped for s in g):
-                    s.reward, s.reason = 0.0, f"no reward source {source!r} in this run"
-                continue
-            requests = []
-            for members in grouped:
-                prompt = members[0].prompt
-                item = GymTask.model_validate(prompt.item) if source == "verifier" else prompt.item
-                requests.append(RewardGroup(
-                    prompt=prompt.messages[-1]["content"] if prompt.messages else "",
-                    candidates=[s.text if s.candidate is None else s.candidate for s in members],
-                    item=item, context=prompt.context))
-            weight = self.weights.get(source, 1.0)
-            for members, results in zip(grouped, reward.score(requests), strict=True):
-                for s, r in zip(members, results, strict=True):
-                    s.score, s.reward, s.reason = r.score, weight * r.score, r.reason
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -547,21 +379,6 @@ class PolicyTrainer:
                     "reason": s.reason[:300], "truncated": s.truncated}) + "\n")
 
 
-def by_length(batch: RolloutBatch) -> RolloutBatch:
-    """Rows ordered so that each micro-batch pads its rows to similar lengths and keeps the K
-    samples of a prompt together (their shared prompt runs once, ``token_logprobs``): groups by
-    their longest row, rows by length within a group. The loss sums over sequences: row order
-    does not change it."""
-    mask = batch.loss_mask
-    end = (mask.shape[1] - mask.flip(1).int().argmax(1)).tolist()  # one past the last trained
-    groups = batch.group_ids.tolist()
-    longest: dict[int, int] = {}
-    for group, row_end in zip(groups, end):
-        longest[group] = max(longest.get(group, 0), row_end)
-    order = sorted(range(len(end)), key=lambda i: (longest[groups[i]], groups[i], end[i]))
-    return batch.select(order)
-
-
 @dataclass
 class _PtxParts:
     parts: list[RolloutBatch]
@@ -569,32 +386,6 @@ class _PtxParts:
 
     def __getitem__(self, i: int) -> RolloutBatch:
         return self.parts[i]
-
-
-def summarise_samples(samples: list[Sampled]) -> dict[str, float]:
-    """Reward by source and task type, lengths and truncation of one iteration's samples."""
-    out: dict[str, float] = {}
-    if not samples:
-        return out
-
-    def mean(values) -> float:
-        values = list(values)
-        return sum(values) / len(values) if values else math.nan
-
-    out["reward/task"] = mean(s.reward for s in samples)
-    out["reward/total"] = mean(s.shaped["total"] for s in samples)
-    out["reward/length"] = mean(s.shaped["length"] for s in samples)
-    out["response_tokens"] = mean(s.policy_tokens for s in samples)
-    out["truncation_rate"] = mean(float(s.truncated) for s in samples)
-    for key in {s.prompt.source for s in samples}:
-        out[f"reward/source/{key}"] = mean(s.reward for s in samples if s.prompt.source == key)
-    for key in {s.prompt.task_type for s in samples}:
-        out[f"reward/type/{key}"] = mean(s.reward for s in samples if s.prompt.task_type == key)
-    groups: dict[int, list[float]] = defaultdict(list)
-    for s in samples:
-        groups[s.group].append(s.shaped["total"])
-    out["groups_without_signal"] = float(sum(max(g) == min(g) for g in groups.values()))
-    return out
 
 
 def _restore_critic(critic: Any, state: dict[str, Any]) -> Any:

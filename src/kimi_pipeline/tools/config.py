@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kimi_pipeline.llm.base import BackendConfig
+from kimi_pipeline.llm.base import BackendConfig, OfflineBackendConfig
 
 
 class _Strict(BaseModel):
@@ -53,8 +53,8 @@ class EvolveConfig(_Strict):
 
     enabled: bool = Field(True, description="Generate synthetic tools at all.")
     backend: BackendConfig = Field(
-        default_factory=BackendConfig, description="LLM backend speaking as the tool evolver."
-    )
+        default_factory=OfflineBackendConfig,
+        description="LLM backend speaking as the tool evolver.")
     max_categories: int | None = Field(
         None, ge=1, description="Use only the first N taxonomy categories (null: all)."
     )

@@ -21,6 +21,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +98,25 @@ def command(spec_path: Path, engine: EngineConfig, port: int,
     return [*launcher, "--module", *entry[1:]]
 
 
+def _relay_stderr(stream, tail: deque[bytes]) -> None:
+    """Copy the workers' stderr to ours as it comes (progress bars redraw in place) and keep
+    its last chunks."""
+    out = getattr(sys.stderr, "buffer", None)
+    for chunk in iter(lambda: stream.read1(4096), b""):
+        if out is not None:
+            out.write(chunk)
+        else:
+            sys.stderr.write(chunk.decode(errors="replace"))
+        sys.stderr.flush()
+        tail.append(chunk)
+
+
+def _last_lines(data: bytes, count: int) -> str:
+    """The last ``count`` non-empty lines of a stderr capture, progress-bar redraws dropped."""
+    lines = [line.rsplit("\r", 1)[-1] for line in data.decode(errors="replace").split("\n")]
+    return "\n".join([line for line in lines if line.strip()][-count:])
+
+
 def launch(spec: BaseModel, engine: EngineConfig, log_name: str = "train.log",
            module: str = "kimi_pipeline.training.launch") -> dict[str, Any]:
     """Start the workers of ``module`` on ``spec`` (a spec with a ``run_dir``: SFT's
@@ -114,17 +135,25 @@ def launch(spec: BaseModel, engine: EngineConfig, log_name: str = "train.log",
     log_path = run_dir / log_name
     (run_dir / "result.json").unlink(missing_ok=True)
     with log_path.open("a") as log:
-        # the progress bar (stderr) stays on the terminal; everything else also goes to the log
+        # stdout goes to the log; stderr (progress bars, warnings, a crash's traceback) stays on
+        # the terminal and its tail is kept for the error message
         # supervised: the workers (the launcher's too) die with this process, even on SIGKILL
         proc = subprocess.Popen(supervised(command(spec_path, engine, port, module)), env=env,
-                                stdout=subprocess.PIPE, stderr=None, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        stderr_tail: deque[bytes] = deque(maxlen=64)
+        relay = threading.Thread(target=_relay_stderr, args=(proc.stderr, stderr_tail),
+                                 daemon=True)
+        relay.start()
         for line in proc.stdout:
-            log.write(line)
+            log.write(line.decode(errors="replace"))
         code = proc.wait()
+        relay.join(timeout=5)
     result_path = run_dir / "result.json"
     if code != 0 or not result_path.exists():
         tail = "".join(log_path.read_text().splitlines(keepends=True)[-30:])
-        raise RuntimeError(f"training workers failed (exit code {code}); log {log_path}:\n{tail}")
+        errors = _last_lines(b"".join(stderr_tail), 30)
+        raise RuntimeError(f"training workers failed (exit code {code}); log {log_path}:\n{tail}"
+                           + (f"\nstderr of the workers:\n{errors}" if errors else ""))
     return json.loads(result_path.read_text())
 
 
