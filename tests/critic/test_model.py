@@ -12,7 +12,13 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from kimi_pipeline.critic.model import CriticModelConfig, load_critic, make_critic
 from kimi_pipeline.critic.pairwise import PairQuery
-from kimi_pipeline.critic.refine import measure, refine_critic, verifier_pairs
+from kimi_pipeline.critic.refine import (
+    cross_validate,
+    folds_of,
+    measure,
+    refine_critic,
+    verifier_pairs,
+)
 from kimi_pipeline.critic.rubrics import load_rubrics
 from kimi_pipeline.records import GymResult, PreferencePair
 from kimi_pipeline.model_folder import ModelFolder
@@ -118,3 +124,78 @@ def test_unknown_critic_kind_and_folder_without_critic(policy):
         make_critic(policy, CriticModelConfig(kind="oracle"), RUBRICS)
     with pytest.raises(ValueError, match="holds no critic"):
         load_critic(policy, RUBRICS)
+
+
+class _Spy:
+    """A critic that records what it was fitted on and prefers nothing (ties)."""
+
+    kind, refits_from_scratch = "spy", True
+
+    def __init__(self):
+        self.fits: list[set[str]] = []
+        self.judged: list[tuple[str, set[str]]] = []  # (task of a judged pair, tasks fitted)
+
+    def fit(self, pairs):
+        self.fits.append({p.group_id for p in pairs})
+        return {"pairs": len(pairs)}
+
+    def judge(self, queries):
+        from kimi_pipeline.critic.pairwise import Judgement
+        fitted = self.fits[-1] if self.fits else set()
+        self.judged += [(q.prompt, fitted) for q in queries]
+        return [Judgement(0.5, {}, "spy") for _ in queries]
+
+
+def test_cross_validation_judges_every_task_with_a_critic_that_never_saw_it():
+    pairs = [p.model_copy(update={"group_id": f"task-{i % 7}", "prompt": f"task-{i % 7}"})
+             for i, p in enumerate(_pairs(21, seed=8))]
+    keep = _pairs(3, seed=9)
+    folds = folds_of(pairs, 3, seed=0)
+    tasks_of = [{pairs[i].group_id for i in fold} for fold in folds]
+    assert sorted(len(f) for f in tasks_of) == [2, 2, 3]  # dealt by task, sizes within one
+    assert set().union(*tasks_of) == {p.group_id for p in pairs}
+    spy = _Spy()
+    result = cross_validate(spy, pairs, keep, folds=3)
+    out_of_fold = [(task, fitted) for task, fitted in spy.judged[2 * len(pairs):]]
+    assert len(out_of_fold) == 2 * len(pairs)  # every pair, both orders, after the plain measure
+    assert all(task not in fitted for task, fitted in out_of_fold)
+    assert all({p.group_id for p in keep} <= fitted for fitted in spy.fits)
+    assert spy.fits[-1] == {p.group_id for p in [*pairs, *keep]}  # finally fitted on all
+    assert result.after["n"] == len(pairs) and result.after["folds"] == 3
+
+
+def test_cross_validated_critic_learns_what_holds_across_tasks(policy):
+    pairs = [p.model_copy(update={"group_id": f"task-{i % 6}"})
+             for i, p in enumerate(_pairs(36, seed=10))]
+    critic = make_critic(policy, CriticModelConfig(l2=1.0), RUBRICS)
+    result = cross_validate(critic, pairs, folds=3)
+    assert result.before["accuracy"] == 0.5 and result.after["accuracy"] > 0.8
+
+
+def test_cross_validation_needs_a_critic_that_refits_from_scratch_and_two_tasks(policy):
+    spy = _Spy()
+    spy.refits_from_scratch = False
+    with pytest.raises(ValueError, match="fits on top of its last fit"):
+        cross_validate(spy, _pairs(4, seed=11), folds=2)
+    one_task = [p.model_copy(update={"group_id": "only"}) for p in _pairs(4, seed=12)]
+    with pytest.raises(ValueError, match="two tasks at least"):
+        cross_validate(_Spy(), one_task, folds=2)
+
+
+def test_the_preference_head_learns_from_verified_pairs_when_there_are_any(policy):
+    verified = _pairs(16, seed=13)
+    # bootstrap twins that, unlike the verifier, prefer the answers marked 'wrong'
+    twins = [p.model_copy(update={"chosen": p.rejected, "rejected": p.chosen,
+                                  "source": "synthetic", "pair_id": f"twin-{p.pair_id}"})
+             for p in _pairs(48, seed=14)]
+    heldout = _pairs(12, seed=15, split="heldout")
+    weights = {"verifier": 1.0, "synthetic": 5.0}
+    only_verified = make_critic(policy, CriticModelConfig(l2=1.0, source_weights=weights),
+                                RUBRICS)
+    assert only_verified.fit([*verified, *twins])["heads"]["preference"] == len(verified)
+    mixed = make_critic(policy, CriticModelConfig(l2=1.0, source_weights=weights,
+                                                  preference_sources=[]), RUBRICS)
+    assert mixed.fit([*verified, *twins])["heads"]["preference"] == len(verified) + len(twins)
+    assert measure(only_verified, heldout)["accuracy"] > 0.8 > measure(mixed, heldout)["accuracy"]
+    bootstrap_only = make_critic(policy, CriticModelConfig(l2=1.0), RUBRICS)
+    assert bootstrap_only.fit(twins)["heads"]["preference"] == len(twins)  # none verified yet

@@ -177,6 +177,7 @@ class GenerativeCritic:
     a saved critic, ``fitted``, ``trained_on`` and ``last_fit``."""
 
     kind = "generative"
+    refits_from_scratch = False  # each fit fine-tunes the last fit's weights
 
     def __init__(self, policy: ModelFolder, config: CriticModelConfig, rubrics: RubricSet,
                  state: dict[str, Any]):

@@ -12,11 +12,12 @@ tokenizer and, in ``kimi_metadata.json``, everything the critic learned):
   orders, so the head cannot learn a position and contradicts itself on no pair), each source
   of pairs with its configured weight. One more head per rubric, fitted on the pairs that
   concern that rubric, gives the per-rubric verdicts.
-  Measured on SmolLM2-135M (sft_model) with gym rollouts, verifier pairs only, 5 task-held-out
-  splits: 79 % agreement with the verifiers from the middle layer, 72 % from the last token of
-  the last layer, while picking the shorter answer scores 52 %; in the stage, with the
-  bootstrap pairs in the fit, 56–71 % depending on the split. Fitting takes seconds once the
-  features are read.
+  Once verified pairs exist, the overall head learns from them and the mandatory-rule pairs
+  (``preference_sources``); the synthetic twins teach the core rubrics' heads and the critic
+  that comes before any rollout. Measured on SmolLM2-135M (sft_model), 178 verifier pairs of 20
+  gym tasks, leave-one-task-out: 77 % agreement with the verifiers (85 % from the verified pairs
+  alone, which forgets the rules; 70 % with the twins mixed in), while picking the shorter
+  answer scores 52 %. Fitting takes seconds once the features are read.
 - ``generative`` (``critic/generative.py``, K2's form): the policy fine-tuned by the SFT trainer
   to answer ``{"better": "A"}``; P(first better) is read from the logits of the verdict token.
 
@@ -65,9 +66,11 @@ class CriticModelConfig(BaseModel):
                       "(preference head on the frozen policy) or 'generative' (K2's verdict-"
                       "writing critic, fine-tuned by the SFT trainer).")
     feature_depth: float = Field(
-        0.5, gt=0.0, le=1.0, description="bradley_terry: which hidden layer feeds the head, as a "
-        "fraction of the depth (0.5: the middle layer; 1.0: the last). The middle layer measured "
-        "79 % agreement against 66 % for the last on SmolLM2-135M.")
+        0.3, gt=0.0, le=1.0, description="bradley_terry: which hidden layer feeds the head, as a "
+        "fraction of the depth (0.5: the middle layer; 1.0: the last). Measured on SmolLM2-135M "
+        "(sft_model, 178 verifier pairs of 20 gym tasks, leave-one-task-out, the overall head "
+        "on the verified pairs alone): 85 % agreement with the verifiers from layer 9 of 30 "
+        "(0.3), 76 % from the middle layer (0.5), 78 % from layer 21 (0.7).")
     l2: float = Field(20.0, gt=0.0, description="bradley_terry: L2 strength of the heads "
                       "(sklearn's C = 1/l2); few pairs and 576+ features need a strong prior.")
     min_pairs_per_head: int = Field(
@@ -80,10 +83,21 @@ class CriticModelConfig(BaseModel):
     device: str = Field("auto", description="auto (cuda when present), cpu or cuda.")
     source_weights: dict[str, float] = Field(
         default_factory=lambda: {"verifier": 1.0, "rule": 0.2, "synthetic": 0.2},
-        description="bradley_terry: total weight of each source of pairs in a fit (each source's "
-        "pairs share it equally, however many there are; unlisted sources weigh 1). The "
+        description="bradley_terry: total weight of each source of pairs in each head's fit (each "
+        "source's pairs share it equally, however many there are; unlisted sources weigh 1). The "
         "verifiable pairs carry the truth the critic is refined on; hundreds of cheap bootstrap "
         "twins must not drown them.")
+    preference_sources: list[str] = Field(
+        default_factory=lambda: ["verifier", "rule"], description="bradley_terry: when a fit's "
+        "pairs include verified ones, the overall preference head is fitted on the pairs of "
+        "these sources alone (the rubric heads still learn from every pair of their rubric); "
+        "before any verified pair (the bootstrap critic), on every pair. Verified pairs carry "
+        "the truth and the mandatory rules are truth too; the synthetic twins ('truncated', "
+        "'off topic') teach the head to prefer the longer, fuller answer, which ranks a harmful "
+        "compliance above a short refusal. Measured on SmolLM2-135M (178 verified pairs of 20 "
+        "gym tasks, leave-one-task-out; 24 held-out rule pairs, rules not enforced): verifier + "
+        "rule 77 % / 100 %, verifier alone 85 % / 29 %, every source 70 % / 100 %. [] fits it "
+        "on every pair.")
     sft: dict[str, Any] = Field(
         default_factory=dict, description="generative: overrides of the SFT trainer's config "
         "(training/sft.py SftConfig) used to fit the critic, e.g. {train: {steps: 200}}.")
@@ -100,6 +114,10 @@ class Critic(Protocol):
     def judge(self, queries: list[PairQuery]) -> list[Judgement]: ...
 
     def fit(self, pairs: Sequence[PreferencePair]) -> dict[str, Any]: ...
+
+    # whether ``fit`` starts from the untrained critic (so it can be cross-validated) or
+    # continues from the last fit (a fine-tuned model)
+    refits_from_scratch: bool
 
     def save(self, path: str | Path) -> ModelFolder: ...
 
@@ -182,6 +200,7 @@ class BradleyTerryCritic:
     """Linear Bradley–Terry heads on mean-pooled hidden states of the frozen policy."""
 
     kind = "bradley_terry"
+    refits_from_scratch = True
 
     def __init__(self, policy: ModelFolder, config: CriticModelConfig, rubrics: RubricSet,
                  state: dict[str, Any]):
@@ -257,16 +276,23 @@ class BradleyTerryCritic:
         rejected = self.features([(p.prompt, p.rejected) for p in pairs])
         diff = chosen - rejected
         self.scale = np.abs(diff).mean(0) + 1e-6
-        groups = {PREFERENCE: np.arange(len(pairs))}
+        groups = {PREFERENCE: self._preference_rows(pairs)}
         for name in self.rubrics.names:
             rows = np.array([i for i, p in enumerate(pairs) if name in p.rubrics])
             if len(rows) >= self.config.min_pairs_per_head:
                 groups[name] = rows
-        weight = source_weighted([p.source for p in pairs], self.config.source_weights)
-        self.heads = {name: self._fit_head(diff[rows] / self.scale, weight[rows])
-                      for name, rows in groups.items()}
+        sources = [p.source for p in pairs]
+        self.heads = {name: self._fit_head(diff[rows] / self.scale, source_weighted(
+            [sources[i] for i in rows], self.config.source_weights)) for name, rows in groups.items()}
         self.trained_on = {name: int(len(rows)) for name, rows in groups.items()}
         return {"pairs": len(pairs), "heads": dict(self.trained_on)}
+
+    def _preference_rows(self, pairs: Sequence[PreferencePair]) -> np.ndarray:
+        """The pairs the overall head learns from (see ``preference_sources``)."""
+        preferred = set(self.config.preference_sources)
+        if not preferred or not any(p.source == "verifier" for p in pairs):
+            return np.arange(len(pairs))
+        return np.array([i for i, p in enumerate(pairs) if p.source in preferred], dtype=int)
 
     def _fit_head(self, diff: np.ndarray, weight: np.ndarray) -> np.ndarray:
         x = np.concatenate([diff, -diff])

@@ -61,7 +61,9 @@ def summarise(training: dict[str, Any], pair_stats: dict[str, Any], rewards: pl.
         .sort("category").to_dicts() if rewards.height else [])
     return {"agreement": table, "agreement_by_domain": per_domain,
             "chance": 0.5, "pairs": training["pairs"],
+            "verifier_measure": training.get("verifier_measure", "held-out split"),
             "heldout_verifier_pairs": training["heldout_verifier_pairs"],
+            "heldout_verifier_tasks": training.get("heldout_verifier_tasks"),
             "rubric_verdicts": refined.get("rubric_verdicts", {}),
             "fit": {s: steps[s].get("fit") for s in STEPS if steps.get(s, {}).get("fit")},
             "pair_stats": pair_stats, "open_rewards": by_category}
@@ -94,7 +96,9 @@ def agreement_plot(summary: dict[str, Any]):
     ax.set_xticks(range(len(groups)), groups, rotation=20, ha="right")
     ax.set_ylim(0, 1)
     ax.set_ylabel("agreement on held-out pairs")
-    ax.set_title("Critic agreement with the verifiers and the rules (ties count half)")
+    ax.set_title("Critic agreement with the verifiers and the rules (ties count half)\n"
+                 f"verifier pairs: {summary.get('verifier_measure', 'held-out split')}, "
+                 f"{summary['heldout_verifier_pairs']} pairs", fontsize=10)
     ax.legend(fontsize=8, ncol=5, loc="lower right")
     fig.tight_layout()
     return fig

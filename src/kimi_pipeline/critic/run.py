@@ -11,9 +11,11 @@
      answer to one task (``verifier``, ``critic/refine.py``).
    Each source sets ``heldout_share`` of its prompts aside (by prompt, never by pair).
 4. ``train``: the untrained critic, the critic fitted on the bootstrap pairs, and the critic
-   refined with the verifiable train pairs, each measured on the held-out verifiable pairs
-   (agreement with the verifiers) and held-out rule pairs (agreement with the prescriptive
-   rules, the learned heads alone); the refined critic is the stage's ``critic_model``.
+   refined with the verifiable pairs, each measured against the verifiers and on held-out
+   rule pairs (agreement with the prescriptive rules, the learned heads alone). The refined
+   critic's agreement is cross-validated by gym task (``cv_folds``: every task measured by a
+   critic fitted without it); the critic fitted on all pairs is the stage's ``critic_model``.
+   The bootstrap critic never sees a verifiable pair, so it is measured on all of them.
 5. ``rank_candidates``: critic rewards (pairwise win rates) of the open-prompt candidates
    through the reward protocol (``rewards.py``), as the ``rl`` stage will ask for them.
 """
@@ -33,7 +35,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from kimi_pipeline.critic import bootstrap, report
 from kimi_pipeline.critic.model import Critic, CriticModelConfig, make_critic
 from kimi_pipeline.critic.open_prompts import OpenPromptsConfig
-from kimi_pipeline.critic.refine import heldout, measure, refine_critic, verifier_pairs
+from kimi_pipeline.critic.refine import (
+    cross_validate,
+    heldout,
+    measure,
+    refine_critic,
+    verifier_pairs,
+)
 from kimi_pipeline.critic.rubrics import RubricSet
 from kimi_pipeline.gym.run import BackendPolicy
 from kimi_pipeline.llm.base import BackendConfig, HFBackendConfig, make_backend
@@ -68,6 +76,14 @@ class CriticConfig(BaseModel):
     max_bootstrap_pairs: int = Field(
         160, ge=0, description="Rule and synthetic pairs kept at most (a seeded sample): every "
         "pair costs two forward passes of the policy, and a few hundred teach the rubrics.")
+    cv_folds: int = Field(
+        20, ge=0, description="Folds of the cross-validation by gym task that measures the "
+        "refined critic's agreement with the verifiers (tasks dealt round-robin; with fewer "
+        "tasks than folds, leave-one-task-out: each fold's critic is fitted on all the other "
+        "tasks, as close as it gets to the final critic fitted on all). 0 or 1: one held-out "
+        "split of heldout_share instead, also for critics that cannot refit from scratch "
+        "('generative'). Measured on the default run (178 pairs of 20 tasks): leave-one-task-"
+        "out 77 %, 5 folds 75 %; a 30 % split measured on 2 tasks.")
     max_pairs_per_task: int = Field(
         12, ge=1, description="Verifiable pairs kept per gym task at most (seeded sample).")
     include_base_rollouts: bool = Field(
@@ -134,27 +150,46 @@ def _sources(pairs: Sequence[PreferencePair], split: str, *sources: str) -> list
 
 def train(policy: ModelFolder, pairs: Sequence[PreferencePair], rubrics: RubricSet,
           config: CriticConfig) -> tuple[Critic, dict[str, Any]]:
-    """Bootstrap, then refine the critic; agreement on the held-out pairs at each step."""
+    """Bootstrap, then refine the critic; its agreement with the verifiers at each step."""
     critic = make_critic(policy, config.model, rubrics)
-    verifier_heldout = _sources(pairs, "heldout", "verifier")
-    rule_heldout = _sources(pairs, "heldout", "rule")
+    verifier = [p for p in pairs if p.source == "verifier"]
+    crossed = _cross_validated(critic, verifier, config)
+    measured = verifier if crossed else _sources(pairs, "heldout", "verifier")
     boot = _sources(pairs, "train", "rule", "synthetic")
-    steps: dict[str, Any] = {"untrained": {"verifier": measure(critic, verifier_heldout)}}
+    steps: dict[str, Any] = {"untrained": {"verifier": measure(critic, measured)}}
     if boot:
-        steps["bootstrap"] = {"fit": critic.fit(boot), **_measured(critic, pairs)}
-    refined = refine_critic(critic, [p for p in pairs if p.source == "verifier"], boot)
-    steps["refined"] = {"fit": refined.fit, **_measured(critic, pairs)}
+        steps["bootstrap"] = {"fit": critic.fit(boot), **_measured(critic, pairs, measured)}
+    if crossed:
+        refined = cross_validate(critic, verifier, boot, config.cv_folds, config.seed,
+                                 config.margin)
+    else:
+        refined = refine_critic(critic, verifier, boot)
+    steps["refined"] = {"fit": refined.fit,
+                        **_measured(critic, pairs, measured, verifier=refined.after)}
     counts = Counter(f"{p.source}/{p.split}" for p in pairs)
     return critic, {"steps": steps, "pairs": dict(sorted(counts.items())),
-                    "heldout_verifier_pairs": len(verifier_heldout),
-                    "heldout_rule_pairs": len(rule_heldout),
+                    "verifier_measure": (f"{refined.after['folds']}-fold cross-validation by "
+                                         "task" if crossed else "held-out split"),
+                    "heldout_verifier_pairs": len(measured),
+                    "heldout_verifier_tasks": len({p.group_id for p in measured}),
+                    "heldout_rule_pairs": len(_sources(pairs, "heldout", "rule")),
                     "sample": report.judged_sample(critic, pairs, config.sample_size)}
 
 
-def _measured(critic: Critic, pairs: Sequence[PreferencePair]) -> dict[str, Any]:
-    """Agreement on held-out verifier, synthetic and rule pairs; rule pairs with the rules
-    switched off, so the figure is the learned critic's."""
-    out = {"verifier": measure(critic, _sources(pairs, "heldout", "verifier")),
+def _cross_validated(critic: Critic, verifier: Sequence[PreferencePair],
+                     config: CriticConfig) -> bool:
+    """Whether the refined critic's agreement is measured by cross-validation."""
+    return (config.cv_folds > 1 and critic.refits_from_scratch
+            and len({p.group_id for p in verifier}) >= 2)
+
+
+def _measured(critic: Critic, pairs: Sequence[PreferencePair],
+              verifier_pairs: Sequence[PreferencePair],
+              verifier: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Agreement with the verifiers (``verifier`` when already measured, e.g. out of fold),
+    on held-out synthetic and rule pairs; rule pairs with the rules switched off, so the figure
+    is the learned critic's."""
+    out = {"verifier": verifier or measure(critic, verifier_pairs),
            "synthetic": measure(critic, _sources(pairs, "heldout", "synthetic"))}
     enforce = critic.config.enforce_rules
     critic.config.enforce_rules = False
