@@ -196,7 +196,8 @@ class GenerativeCritic:
         if self._model is not None:
             return
         self._model, self._tokenizer, self._device = load_for_inference(self.folder, self.config)
-        log.info("generative critic: %s (%s)", self.folder.path, precision.describe(self._device))
+        log.info("generative critic: %s in %s (%s)", self.folder.path,
+                 str(self._model.dtype).removeprefix("torch."), precision.describe(self._device))
 
     def verdict_position(self, query: PairQuery) -> tuple[list[int], int, int]:
         """The prefix ids the verdict token follows and the token ids of verdict A and B."""

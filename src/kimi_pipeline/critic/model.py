@@ -218,8 +218,9 @@ class BradleyTerryCritic:
         if self._model is not None:
             return
         self._model, self._tokenizer, self._device = load_for_inference(self.policy, self.config)
-        log.info("critic: %s features from layer %d of %d (%s)", self.policy.path, self._layer(),
-                 self._model.config.num_hidden_layers, precision.describe(self._device))
+        log.info("critic: %s features from layer %d of %d in %s (%s)", self.policy.path,
+                 self._layer(), self._model.config.num_hidden_layers,
+                 str(self._model.dtype).removeprefix("torch."), precision.describe(self._device))
 
     def _layer(self) -> int:
         layers = self._model.config.num_hidden_layers
@@ -282,8 +283,10 @@ class BradleyTerryCritic:
             if len(rows) >= self.config.min_pairs_per_head:
                 groups[name] = rows
         sources = [p.source for p in pairs]
-        self.heads = {name: self._fit_head(diff[rows] / self.scale, source_weighted(
-            [sources[i] for i in rows], self.config.source_weights)) for name, rows in groups.items()}
+        self.heads = {}
+        for name, rows in groups.items():  # each head weighs its own pairs' sources
+            weight = source_weighted([sources[i] for i in rows], self.config.source_weights)
+            self.heads[name] = self._fit_head(diff[rows] / self.scale, weight)
         self.trained_on = {name: int(len(rows)) for name, rows in groups.items()}
         return {"pairs": len(pairs), "heads": dict(self.trained_on)}
 
