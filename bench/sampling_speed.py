@@ -1,15 +1,19 @@
 """Sampled tokens/s of our sampler (``llm.decode``) against transformers' ``model.generate``.
 
 The gym, the SFT evaluation and RL sample from the policy through ``HFBackend.run_batch``; at
-the gym's batch (8 prompts x k=4 samples, 150-300-token chat prompts, 128 new tokens,
-temperature 1.0) ``generate`` decodes ~40-85 tokens/s on 2 CPU cores in fp32. This measures,
-on the same model, prompts, k, budget, dtype and torch thread count, per line:
+the gym's batch (32 prompts x k=4 samples per call, decoded as 64 rows in each of two
+processes; here 150-300-token chat prompts, 128 new tokens, temperature 1.0) ``generate``
+decodes ~40-85 tokens/s on 2 CPU cores in fp32. This measures, on the same model, prompts, k,
+budget, dtype and torch thread count, per line:
 
 - ``generate-static`` / ``generate-dynamic``: ``model.generate`` (``num_return_sequences=k``,
   pure temperature sampling, stop at the end-of-turn ids) with a static / the default cache;
 - ``kimi``: ``Sampler.sample`` (fast Llama path: one prefill per prompt, fused weights,
-  in-place cache, finished rows dropped); ``kimi-hf``: the same loop through the model's own
-  forward (the fallback for other architectures); ``kimi-bf16``: the fast path on a bf16 copy
+  in-place cache, finished rows dropped); ``kimi-2proc``: the same, the prompts split over two
+  processes of one thread each (``llm.forked``; two cores whatever ``--threads`` says, so
+  compare it with the lines at 2 threads); ``kimi-hf``: the same loop
+  through the model's own forward (the fallback for other architectures); ``kimi-bf16``: the
+  fast path on a bf16 copy
   (an extra line only: CPUs without AMX / AVX512-BF16 run bf16 far slower than fp32).
 
 Sampled tokens are the tokens each row produced up to and including its stop token, within its
@@ -21,9 +25,9 @@ timers; for ``generate``, prefill is the time of the same call with one new toke
 first runs a 4-token warm-up call (allocations, weight fusion), then ``--repeats`` timed calls
 (best kept). The machine may be shared: rerun and compare ratios from one run.
 
-    python bench/sampling_speed.py [--model FOLDER] [--prompts 8] [--samples 4]
-        [--max-new-tokens 128] [--threads 1 2] [--dtype float32] [--temperature 1.0]
-        [--lines generate-static generate-dynamic kimi] [--repeats 1] [--no-stop]
+    python bench/sampling_speed.py [--model FOLDER] [--prompts 32] [--samples 4]
+        [--max-new-tokens 128] [--threads 2] [--dtype float32] [--temperature 1.0]
+        [--lines generate-static kimi kimi-2proc] [--repeats 1] [--no-stop]
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from kimi_pipeline.llm.decode import Sampler
 from kimi_pipeline.llm.hf_backend import END_OF_TURN
 
-LINES = ("generate-static", "generate-dynamic", "kimi", "kimi-hf", "kimi-bf16")
+LINES = ("generate-static", "generate-dynamic", "kimi", "kimi-2proc", "kimi-hf", "kimi-bf16")
 TOOLS = [
     {"name": "search_orders", "description": "Find a customer's orders by name or date range.",
      "parameters": {"customer": "string", "since": "date (optional)"}},
@@ -153,8 +157,8 @@ def run_kimi(sampler: Sampler, prompts, args, stops: list[int], budget: int) -> 
             "decode_s": sampler.stats.decode_s - before[1]}
 
 
-def time_kimi(model, prompts, args, stops, fast: bool = True) -> dict:
-    sampler = Sampler(model, fast=fast)
+def time_kimi(model, prompts, args, stops, fast: bool = True, processes: int = 1) -> dict:
+    sampler = Sampler(model, fast=fast, processes=processes)
     start = time.perf_counter()
     run_kimi(sampler, prompts, args, stops, 4)  # also builds the fused weights once
     warm = time.perf_counter() - start
@@ -171,6 +175,13 @@ def measure(line: str, models: dict, prompts, args, stops) -> dict:
             models["bf16"] = AutoModelForCausalLM.from_pretrained(
                 args.model, dtype=torch.bfloat16).eval()
         return time_kimi(models["bf16"], prompts, args, stops)
+    if line == "kimi-2proc":
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return time_kimi(models["main"], prompts, args, stops, processes=2)
+        finally:
+            torch.set_num_threads(before)
     return time_kimi(models["main"], prompts, args, stops, fast=line == "kimi")
 
 
@@ -187,13 +198,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="save_pretrained folder; default: the "
                         "newest base_model of the catalog (SmolLM2-135M-Instruct on base)")
-    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--prompts", type=int, default=32, help="the gym's call: 32 prompts")
     parser.add_argument("--samples", type=int, default=4, help="k samples per prompt")
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--threads", type=int, nargs="+", default=[2])
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--lines", nargs="+", default=list(LINES[:3]), choices=LINES)
+    parser.add_argument("--lines", nargs="+", default=["generate-static", "kimi", "kimi-2proc"],
+                        choices=LINES)
     parser.add_argument("--repeats", type=int, default=1, help="timed calls per line (best)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-stop", action="store_true", help="decode every row to budget")

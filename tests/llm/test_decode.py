@@ -231,9 +231,8 @@ def test_weights_are_rebuilt_when_the_model_changes():
 # ------------------------------------------------------------------------------ the hf backend
 
 
-def test_backend_samplers_agree_and_expose_token_ids():
-    """'kimi' (default) and 'hf_generate' decode the same greedy texts; ``generate_samples``
-    adds token ids and log-probs."""
+def chat_setup():
+    """A tiny Llama over the test tokenizer, three dialogues, greedy ``hf`` backend settings."""
     tokenizer = make_tokenizer()
     torch.manual_seed(0)
     config = LlamaConfig(**{**SIZES, "vocab_size": len(tokenizer)},
@@ -241,6 +240,13 @@ def test_backend_samplers_agree_and_expose_token_ids():
     model = LlamaForCausalLM(config).eval()
     dialogues = [conversation(name)[:2] for name in ("Ana", "Björn", "Omar")]
     settings = {"kind": "hf", "temperature": 0.0, "max_tokens": 10, "device": "cpu"}
+    return model, tokenizer, dialogues, settings
+
+
+def test_backend_samplers_agree_and_expose_token_ids():
+    """'kimi' (default) and 'hf_generate' decode the same greedy texts; ``generate_samples``
+    adds token ids and log-probs."""
+    model, tokenizer, dialogues, settings = chat_setup()
     kimi = HFBackend(backend_config(settings), model=model, tokenizer=tokenizer)
     plain = HFBackend(backend_config({**settings, "sampler": "hf_generate"}), model=model,
                       tokenizer=tokenizer)

@@ -132,6 +132,12 @@ class HFBackendConfig(BackendSettings):
         "thread collapses throughput when another process holds a core (measured 1855 vs 56 "
         "tokens/s on 2 busy cores)."
     )
+    cpu_processes: int = Field(
+        1, ge=1, description="'hf' sampler 'kimi' on CPU: processes that decode one batch "
+        "together, each with cpu_threads threads (llm/forked.py: the prompts split in parts "
+        "of equal cost, every part but the first in a child forked for the call, sharing the "
+        "weights). Uses every core without the thread collapse above; POSIX only, else 1."
+    )
     sampler: Literal["kimi", "hf_generate"] = Field(
         "kimi", description="'hf': how a batch is decoded. 'kimi' = llm.decode.Sampler: one "
         "prefill per distinct prompt shared by its k samples, a hand-written Llama-family decode "

@@ -20,12 +20,13 @@ per sampled token, in the order they paid:
   tokens of the k rows are interleaved after it, so a step reads a prefix of the cache. This
   cut attention from ~90 to ~25 ms per step, and dropping a finished row costs no copy.
 - **A hand-written decode step for Llama-family models** (Llama, Mistral without a sliding
-  window, Qwen2 with its q/k/v biases) that reads the HF module's weights: QKV and gate/up
-  fused into one matmul each, every weight stored transposed ``[in, out]`` (MKL's sgemm at 32
-  rows runs ~1.3x faster in that layout than ``F.linear``), RoPE cos/sin from the model's own
-  rotary module (so ``rope_parameters`` / ``rope_theta`` and static scaling types hold),
-  RMSNorm as the model computes it, the tied or untied LM head. The copies double the model's
-  memory; they are rebuilt when its parameters change (RL updates the policy in place).
+  window, Qwen2 with its q/k/v biases) that reads the HF module's weights
+  (``llm.llama_weights``): QKV and gate/up fused into one matmul each, every weight stored
+  transposed ``[in, out]`` (MKL's sgemm at 32 rows runs ~1.3x faster in that layout than
+  ``F.linear``), RoPE cos/sin from the model's own rotary module (so ``rope_parameters`` /
+  ``rope_theta`` and static scaling types hold), RMSNorm as the model computes it, the tied or
+  untied LM head. The copies double the model's memory; they are rebuilt when its parameters
+  change (RL updates the policy in place).
 - **Finished rows leave the batch** at once (their share of every matmul is saved).
 
 Rejected, measured: ``torch.compile`` of the step (the first compile had not finished after
@@ -36,7 +37,10 @@ the batched matmuls at 12 queries); chunking the LM head;
 ``F.linear`` on the untransposed weights. Threads: torch's default is the core count; a second
 thread speeds the matmuls up on idle cores, but when another process holds a core every op
 waits for the descheduled thread (measured 20 tokens/s at 2 threads against 123 at 1 on this
-shared machine) — ``HFBackendConfig.cpu_threads`` sets it.
+shared machine) — ``HFBackendConfig.cpu_threads`` sets it. ``processes`` > 1 splits a call's
+prompts over forked single-thread processes instead (``llm.forked``): at 32 prompts x k=4,
+two processes of 64 rows each sampled 391 tokens/s against 355 for one process on two threads
+(idle cores), and 179 against 79 with one busy process beside them (16 prompts).
 
 Anything the fast path does not cover (other architectures, length-dependent RoPE, sliding
 windows, non-RMS norms, q/k norms) runs the same loop through the model's own forward with a
@@ -62,10 +66,11 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
+from kimi_pipeline.llm.forked import can_fork, run_forked, split_by_cost
+from kimi_pipeline.llm.llama_weights import Layer, LlamaWeights, fast_path_refusal
+
 log = logging.getLogger(__name__)
 
-FAST_TYPES = ("llama", "mistral", "qwen2")  # Llama-family decoders the fast path covers
-STATIC_ROPE = ("default", "linear", "llama3", "yarn")  # cos/sin independent of the length
 _WARNED: set[tuple[int, str]] = set()
 
 
@@ -88,22 +93,17 @@ class SamplerStats:
     decode_steps: int = 0
     sampled_tokens: int = 0
     compactions: int = 0
-    prefill_s: float = 0.0
+    prefill_s: float = 0.0  # wall seconds (of the slowest process when a call is split)
     decode_s: float = 0.0
 
-
-@dataclass
-class _Layer:
-    ln1: torch.Tensor
-    ln2: torch.Tensor
-    wqkv: torch.Tensor  # [hidden, (q + 2 kv heads) * head_dim]
-    bqkv: torch.Tensor | None
-    wo: torch.Tensor  # [q heads * head_dim, hidden]
-    bo: torch.Tensor | None
-    wgu: torch.Tensor  # [hidden, 2 * intermediate]: gate then up
-    bgu: torch.Tensor | None
-    wd: torch.Tensor  # [intermediate, hidden]
-    bd: torch.Tensor | None
+    def add_parts(self, parts: Sequence[SamplerStats]) -> None:
+        """Fold in the stats of one call's parallel parts: counts add up, seconds are the
+        slowest part's (they ran side by side)."""
+        for name in ("prefill_calls", "prefill_tokens", "decode_steps", "sampled_tokens",
+                     "compactions"):
+            setattr(self, name, getattr(self, name) + sum(getattr(p, name) for p in parts))
+        self.prefill_s += max(p.prefill_s for p in parts)
+        self.decode_s += max(p.decode_s for p in parts)
 
 
 @dataclass
@@ -132,14 +132,17 @@ class _Batch:
 class Sampler:
     """Samples from ``model`` (an HF causal LM, eval mode); the fast path when it applies."""
 
-    def __init__(self, model: Any, fast: bool = True):
-        """``fast=False`` forces the generic path through the model's own forward."""
+    def __init__(self, model: Any, fast: bool = True, processes: int = 1):
+        """``fast=False`` forces the generic path through the model's own forward.
+        ``processes`` > 1 splits each call's prompts over that many processes (``llm.forked``:
+        forked, each with the caller's torch thread count) where the model is on a CPU."""
         self.model = model
+        self.processes = processes
         reason = fast_path_refusal(model) if fast else "fast path switched off"
         self.path = "fast" if reason is None else "hf"
         self.reason = reason
         self.stats = SamplerStats()
-        self._weights: _Weights | None = None
+        self._weights: LlamaWeights | None = None
         if reason is not None and fast:
             key = (id(model), reason)
             if key not in _WARNED:
@@ -168,8 +171,36 @@ class Sampler:
         self.stats.calls += 1
         if max(batch.budgets) == 0:
             return [Sample([], [], False) for _ in range(batch.rows)]
-        engine = self._engine()
-        return _Loop(engine, batch, temperature, generator, self.stats).run()
+        device = next(self.model.parameters()).device
+        if self.processes > 1 and len(batch.prompts) > 1 and can_fork(device):
+            return self._sample_forked(batch, temperature, generator, device)
+        return _Loop(self._engine(self.stats), batch, temperature, generator, self.stats).run()
+
+    def _sample_forked(self, batch: _Batch, temperature: float,
+                       generator: torch.Generator | None, device: torch.device) -> list[Sample]:
+        """Contiguous parts of the prompts, of about equal cost, one per process; each part
+        draws from a generator seeded from ``generator``."""
+        self._engine(self.stats)  # fuse the weights before forking: the children share them
+        k = batch.k
+        costs = [len(p) + sum(batch.budgets[i * k:(i + 1) * k])
+                 for i, p in enumerate(batch.prompts)]
+        ranges = split_by_cost(costs, self.processes)
+        seeds = torch.randint(2 ** 62, (len(ranges),), generator=generator).tolist()
+
+        def part(prompts: range, seed: int):
+            def run() -> tuple[list[Sample], SamplerStats]:
+                rows = slice(prompts.start * k, prompts.stop * k)
+                sub = _Batch([batch.prompts[i] for i in prompts], k, batch.budgets[rows],
+                             batch.stops[rows])
+                stats = SamplerStats()
+                draw = torch.Generator(device=device).manual_seed(seed)
+                return _Loop(self._engine(stats), sub, temperature, draw, stats).run(), stats
+            return run
+
+        results = run_forked([part(r, s) for r, s in zip(ranges, seeds)],
+                             torch.get_num_threads())
+        self.stats.add_parts([stats for _, stats in results])
+        return [sample for samples, _ in results for sample in samples]
 
     # -------------------------------------------------------------- set-up
 
@@ -183,61 +214,12 @@ class Sampler:
             raise ValueError("token budgets must be >= 0")
         return _Batch(prompts, k, budgets, stops)
 
-    def _engine(self) -> _Engine:
+    def _engine(self, stats: SamplerStats) -> _Engine:
         if self.path == "hf":
-            return _HFEngine(self.model, self.stats)
+            return _HFEngine(self.model, stats)
         if self._weights is None or self._weights.stale():
-            self._weights = _Weights(self.model)
-        return _FastEngine(self._weights, self.stats)
-
-
-def fast_path_refusal(model: Any) -> str | None:
-    """Why the fast path cannot run ``model`` (None when it can)."""
-    config = getattr(model, "config", None)
-    kind = getattr(config, "model_type", None)
-    if kind not in FAST_TYPES:
-        return f"model_type {kind!r} is not one of {FAST_TYPES}"
-    if getattr(config, "hidden_act", "silu") != "silu":
-        return f"hidden_act {config.hidden_act!r} (only silu)"
-    rope = _rope_type(config)
-    if rope not in STATIC_ROPE:
-        return f"RoPE type {rope!r} depends on the sequence length"
-    if getattr(config, "sliding_window", None) and (kind == "mistral" or getattr(
-            config, "use_sliding_window", False)):
-        return "sliding-window attention"
-    types = set(getattr(config, "layer_types", None) or ["full_attention"])
-    if types != {"full_attention"}:
-        return f"layer types {sorted(types)}"
-    return _structure_refusal(model)
-
-
-def _structure_refusal(model: Any) -> str | None:
-    body = getattr(model, "model", None)
-    layers = getattr(body, "layers", None)
-    if layers is None or not hasattr(body, "embed_tokens") or not hasattr(body, "rotary_emb"):
-        return "no model.layers / embed_tokens / rotary_emb"
-    if not hasattr(model, "lm_head") or getattr(model.config, "logit_scale", None):
-        return "no plain lm_head"
-    expected = {"self_attn": ("q_proj", "k_proj", "v_proj", "o_proj"),
-                "mlp": ("gate_proj", "up_proj", "down_proj")}
-    for layer in layers:
-        for part, names in expected.items():
-            module = getattr(layer, part, None)
-            if module is None or any(not hasattr(module, n) for n in names):
-                return f"layer without {part}.{'/'.join(names)}"
-        if hasattr(layer.self_attn, "q_norm") or hasattr(layer.self_attn, "k_norm"):
-            return "q/k norms"
-        norms = (layer.input_layernorm, layer.post_attention_layernorm, body.norm)
-        if any(not type(n).__name__.endswith("RMSNorm") for n in norms):
-            return "norms that are not RMSNorm"
-    return None
-
-
-def _rope_type(config: Any) -> str:
-    params = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None)
-    if not params:
-        return "default"
-    return params.get("rope_type", params.get("type", "default"))
+            self._weights = LlamaWeights(self.model)
+        return _FastEngine(self._weights, stats)
 
 
 def _per_row(values, prompts: int, k: int, name: str) -> list[int]:
@@ -355,80 +337,6 @@ class _Engine(Protocol):
     def step(self, token: torch.Tensor, step: int) -> torch.Tensor: ...
 
 
-class _Weights:
-    """The fast path's view of a Llama-family model: fused, transposed copies of its weights,
-    rebuilt when the parameters change (checked by pointer, version and a sampled checksum)."""
-
-    def __init__(self, model: Any):
-        self.model = model
-        config, body = model.config, model.model
-        self.q_heads = config.num_attention_heads
-        self.kv_heads = getattr(config, "num_key_value_heads", None) or self.q_heads
-        self.head_dim = (getattr(config, "head_dim", None)
-                         or config.hidden_size // config.num_attention_heads)
-        self.scale = getattr(body.layers[0].self_attn, "scaling", self.head_dim ** -0.5)
-        self.eps = float(_eps(body.norm))
-        self.embed = body.embed_tokens.weight
-        self.rotary = body.rotary_emb
-        self.norm = body.norm.weight
-        self.head = model.lm_head.weight.t().contiguous()
-        self.head_bias = getattr(model.lm_head, "bias", None)
-        self.layers = [_fuse(layer) for layer in body.layers]
-        self.eps_layers = [(_eps(l.input_layernorm), _eps(l.post_attention_layernorm))
-                           for l in body.layers]
-        self.fingerprint = _fingerprint(model)
-
-    def stale(self) -> bool:
-        return _fingerprint(self.model) != self.fingerprint
-
-    def rope(self, positions: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos and sign-folded sin tables ``[positions, head_dim]`` from the model's rotary
-        module: ``rope(x) = x * cos + swap_halves(x) * sin``."""
-        ids = torch.arange(positions, device=self.embed.device)[None]
-        probe = torch.empty(1, dtype=dtype, device=self.embed.device)
-        cos, sin = self.rotary(probe, ids)
-        half = self.head_dim // 2
-        sin = torch.cat((-sin[0, :, :half], sin[0, :, half:]), dim=-1)
-        return cos[0].to(dtype).contiguous(), sin.to(dtype).contiguous()
-
-
-def _eps(norm: Any) -> float:
-    return float(getattr(norm, "variance_epsilon", getattr(norm, "eps", 1e-6)))
-
-
-def _fuse(layer: Any) -> _Layer:
-    attn, mlp = layer.self_attn, layer.mlp
-    return _Layer(
-        ln1=layer.input_layernorm.weight, ln2=layer.post_attention_layernorm.weight,
-        wqkv=_stack([attn.q_proj, attn.k_proj, attn.v_proj]),
-        bqkv=_stack_bias([attn.q_proj, attn.k_proj, attn.v_proj]),
-        wo=_stack([attn.o_proj]), bo=_stack_bias([attn.o_proj]),
-        wgu=_stack([mlp.gate_proj, mlp.up_proj]), bgu=_stack_bias([mlp.gate_proj, mlp.up_proj]),
-        wd=_stack([mlp.down_proj]), bd=_stack_bias([mlp.down_proj]),
-    )
-
-
-def _stack(linears: list[Any]) -> torch.Tensor:
-    """``[in, sum of outs]``: the linears' weights side by side, transposed, contiguous."""
-    return torch.cat([m.weight for m in linears], dim=0).t().contiguous()
-
-
-def _stack_bias(linears: list[Any]) -> torch.Tensor | None:
-    if all(getattr(m, "bias", None) is None for m in linears):
-        return None
-    return torch.cat([m.bias if m.bias is not None else m.weight.new_zeros(m.weight.shape[0])
-                      for m in linears])
-
-
-def _fingerprint(model: Any) -> tuple:
-    """Changes when any parameter is replaced or written (in place or through ``.data``)."""
-    params = list(model.parameters())
-    ids = tuple((p.data_ptr(), p._version) for p in params)
-    with torch.no_grad():
-        probe = sum(float(p.detach().reshape(-1)[::4099].double().sum()) for p in params)
-    return ids, probe
-
-
 def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
     return x @ w if b is None else torch.addmm(b, x, w)
 
@@ -463,7 +371,7 @@ class _FastEngine:
 
     can_compact = True
 
-    def __init__(self, weights: _Weights, stats: SamplerStats):
+    def __init__(self, weights: LlamaWeights, stats: SamplerStats):
         self.w, self.stats = weights, stats
 
     def prefill(self, batch: _Batch) -> torch.Tensor:
@@ -558,7 +466,7 @@ class _FastEngine:
         x = x.reshape(-1, *x.shape[2:])
         return x if self.slots is None else x.index_select(0, self.slots)
 
-    def _qkv(self, x, layer: _Layer, i: int, cos, sin):
+    def _qkv(self, x, layer: Layer, i: int, cos, sin):
         """q ``[n, q heads, d]``, k and v ``[n, kv heads, d]`` of ``x [n, hidden]``, roped."""
         w = self.w
         h = _rms(x, layer.ln1, w.eps_layers[i][0])
@@ -568,7 +476,7 @@ class _FastEngine:
         value = qkv[:, roped:].view(x.shape[0], w.kv_heads, w.head_dim)
         return qk[:, :w.q_heads], qk[:, w.q_heads:], value
 
-    def _rest(self, x, attended, layer: _Layer, i: int) -> torch.Tensor:
+    def _rest(self, x, attended, layer: Layer, i: int) -> torch.Tensor:
         """Output projection, residual, MLP, residual."""
         x = x + _linear(attended, layer.wo, layer.bo)
         h = _rms(x, layer.ln2, self.w.eps_layers[i][1])

@@ -17,8 +17,11 @@ own chat template, its own end-of-turn tokens.
 - **Sampler** (``sampler``): 'kimi' (default) is ``llm.decode.Sampler``: each distinct prompt
   prefilled once, its KV cache shared by its k rows, a hand-written Llama-family decode step
   (other architectures: the model's own forward), finished rows dropped from the batch; it
-  also returns each token's log-probability. 'hf_generate' is transformers' ``model.generate``
-  on the left-padded batch (``kv_cache`` static or dynamic), no log-probs.
+  also returns each token's log-probability; with ``cpu_processes`` > 1 on a CPU a batch's
+  prompts are split over that many processes forked for the call (``llm.forked``: every core
+  busy without the collapse of a second torch thread on a shared machine). 'hf_generate' is
+  transformers' ``model.generate`` on the left-padded batch (``kv_cache`` static or dynamic),
+  no log-probs.
 - **Stopping**: at the first end-of-turn token: the tokenizer's eos, the model's
   ``generation_config.eos_token_id`` (a real checkpoint's list, e.g. ``<|im_end|>``,
   ``<|eot_id|>``) and any of ``END_OF_TURN`` that is one token of the vocabulary (ours:
@@ -29,9 +32,9 @@ own chat template, its own end-of-turn tokens.
   of that sorted list; 'kimi' draws from a ``torch.Generator`` seeded with it, 'hf_generate'
   seeds torch inside ``torch.random.fork_rng`` (either way the caller's RNG stream is left
   untouched). So the same requests arriving together give the same outputs whatever their
-  arrival order (on the same number of CPU threads); the same request in a different batch may
-  sample differently. Greedy outputs do not depend on the batch (up to floating-point ties;
-  left padding is masked).
+  arrival order (on the same number of CPU threads and processes); the same request in a
+  different batch may sample differently. Greedy outputs do not depend on the batch (up to
+  floating-point ties; left padding is masked).
 - **Context**: a prompt that does not leave room for one new token within ``context_length``
   (default: the model's ``max_position_embeddings``) is answered with ``ChatResponse.error``,
   never truncated: cutting an agent prompt from the left drops its system prompt and tools,
@@ -197,7 +200,7 @@ class HFBackend:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=self._dtype(config.dtype))
             model.to(self.device)
         self.model = model.eval()
-        self.sampler = Sampler(self.model)
+        self.sampler = Sampler(self.model, processes=config.cpu_processes)
         self.stop_ids = self._stop_ids()
         self.pad_id = self._pad_id()
         self.context_length = config.context_length or self._max_positions()
