@@ -28,8 +28,10 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(BIN)/kedro run
 
+# Test files run in parallel workers, one per core up to 4 (pytest-xdist; a file's tests stay
+# together so its module fixtures run once).
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --maxprocesses=4 --dist loadfile
 
 viz: install
 	$(BIN)/kedro viz run

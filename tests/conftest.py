@@ -12,6 +12,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs the suite in parallel workers (pytest-xdist) that share the cores: one
+    # torch thread each, since a second thread spin-waits on the core the other worker holds
+    # (docs/troubleshooting.md, Threads). Set before torch is imported; subprocesses inherit it.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture
