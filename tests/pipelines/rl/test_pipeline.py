@@ -72,3 +72,7 @@ def test_rl_stage_trains_the_policy_and_measures_it_on_held_out_tasks(project, r
                               order_by=["attributes.start_time DESC"], max_results=1)
     logged = runs[0].data.metrics
     assert "rl/reward/task" in logged and "rl.heldout.gain_points" in logged
+    # the optimizer's params under rl/: `kedro run` of the whole DAG logs sft's `optim/…` to
+    # the same MLflow run, and MLflow refuses a second value under one name
+    params = runs[0].data.params
+    assert "rl/optim/lr" in params and not any(k.startswith("optim/") for k in params)

@@ -56,7 +56,9 @@ def train_rl(sft_model: ModelFolder, critic_model: ModelFolder, critic_pairs: pl
                            mlflow_run=active_run_target(), critic_pairs=pairs)
     result = run.train(spec)
     if mlflow.active_run() and not result["reused"]:
-        mlflow.log_params(result.get("optimizer") or {})
+        # `rl/optim/…`: a whole-DAG run shares one MLflow run with sft, which logs `optim/…`
+        # (MLflow refuses a second value under a logged param name)
+        mlflow.log_params({f"rl/{k}": v for k, v in (result.get("optimizer") or {}).items()})
     training = {"result": {k: v for k, v in result.items() if k != "metrics"},
                 "metrics": result["metrics"], "samples": run.read_samples(spec.run_dir)}
     return ModelFolder(result["final_model"]), training
