@@ -4,6 +4,7 @@ each part alone with its seed, the weights as they are at the call, failures rep
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from kimi_pipeline.llm.hf_backend import HFBackend, cpu_threads
 from tests.llm.test_decode import PROMPTS, chat_setup, gen, hf_greedy, llama
 from tests.training import TOOLS
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX fork only")
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork on Linux")
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -136,7 +136,8 @@ class HFBackendConfig(BackendSettings):
         1, ge=1, description="'hf' sampler 'kimi' on CPU: processes that decode one batch "
         "together, each with cpu_threads threads (llm/forked.py: the prompts split in parts "
         "of equal cost, every part but the first in a child forked for the call, sharing the "
-        "weights). Uses every core without the thread collapse above; POSIX only, else 1."
+        "weights). Uses every core without the thread collapse above; Linux with the model on the "
+        "CPU only, elsewhere 1."
     )
     sampler: Literal["kimi", "hf_generate"] = Field(
         "kimi", description="'hf': how a batch is decoded. 'kimi' = llm.decode.Sampler: one "

@@ -18,8 +18,9 @@ with its exit status or its traceback.
 Prompts are split into contiguous parts of about equal cost (prompt tokens plus sampled budget).
 Each part draws from its own generator seeded from the caller's, so a seed reproduces a batch
 for a given number of processes (a different number of processes gives different, equally
-valid samples: the same holds for torch's thread count). Fork is POSIX-only and unsafe with
-CUDA initialised: ``can_fork`` says when it applies, and the caller falls back to one process.
+valid samples: the same holds for torch's thread count). Forking is safe on Linux with the
+model on the CPU and CUDA never initialised: ``can_fork`` says when it applies, and elsewhere
+the caller samples in one process.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ class ForkedSamplingError(RuntimeError):
 
 
 def can_fork(device: torch.device) -> bool:
-    """Forking is safe here: a POSIX fork, the model on the CPU, CUDA never initialised."""
-    return (hasattr(os, "fork") and device.type == "cpu" and sys.platform != "win32"
+    """Forking is safe here: Linux (macOS system libraries are not fork-safe, Windows has no
+    fork), the model on the CPU, CUDA never initialised in this process."""
+    return (sys.platform.startswith("linux") and device.type == "cpu"
             and not torch.cuda.is_initialized())
 
 
