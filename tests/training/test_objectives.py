@@ -10,7 +10,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from kimi_pipeline.training.objectives import (
     RolloutBatch, StepScale, group_baseline, grpo_loss, k15_loss, make_objective,
-    objective_names, pad_rows, token_logprobs,
+    objective_names, pad_rows, shared_prefixes, token_logprobs,
 )
 
 
@@ -178,6 +178,8 @@ def test_a_shared_prompt_runs_once_with_the_same_logprobs_and_gradients(tiny_cau
     # plain: one forward of all rows; shared: group 0's prompt once, then its 3 responses,
     # then group 1 and group 2 plain
     assert calls == [(6, 13), (1, 9), (3, 4), (1, 12), (2, 12)]
+    # what RL counts as computed tokens (tokens/s, MFU): group 0's 9 prompt tokens once
+    assert [prefix for _, prefix in shared_prefixes(ids, mask, groups)] == [9, 0, 0]
     assert (plain[mask] != 0).all()
     assert torch.allclose(shared, plain, atol=1e-5)
     assert torch.allclose(shared_ent, plain_ent, atol=1e-5)

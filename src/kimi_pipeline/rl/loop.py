@@ -193,9 +193,9 @@ class PolicyTrainer:
         self.sampler.update(_merged({g[0].prompt.prompt_id: sum(s.score for s in g) / len(g)
                                      for g in groups.values()}))
         tick = time.perf_counter()
-        train = self.update(to_batch(samples, self.pad_id), it)
-        train["trained_tokens"] = float(sum(len(seg.token_ids) for s in samples
-                                            for seg in s.segments))
+        batch = to_batch(samples, self.pad_id)
+        train = self.update(batch, it)
+        train["trained_tokens"] = float(self._computed_tokens(batch, samples))
         train_s = time.perf_counter() - tick
         self.iteration += 1
         metrics = {**summarise_samples(samples), **train, "temperature": temperature,
@@ -270,6 +270,19 @@ class PolicyTrainer:
         with self._autocast():
             return token_logprobs(self.reference, micro.input_ids, micro.loss_mask,
                                   groups=self._groups(micro))[0]
+
+    def _computed_tokens(self, batch: RolloutBatch, samples: list[Sampled]) -> int:
+        """Tokens the update's forward runs, padding left out: a group's shared prompt once
+        when the objective shares it (its K copies are not computed, so tokens/s and MFU
+        must not count them)."""
+        from kimi_pipeline.training.objectives import can_share_prefix, shared_prefixes
+
+        tokens = sum(len(seg.token_ids) for s in samples for seg in s.segments)
+        groups = self._groups(batch)
+        if groups is None or not can_share_prefix(self.engine):
+            return tokens
+        parts = shared_prefixes(batch.input_ids, batch.loss_mask, groups)
+        return tokens - sum((len(rows) - 1) * prefix for rows, prefix in parts)
 
     def _groups(self, micro: RolloutBatch) -> torch.Tensor | None:
         """Group ids for prompt sharing in a forward, when the objective's config allows it."""

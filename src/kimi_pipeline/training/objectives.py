@@ -117,10 +117,13 @@ def pad_rows(rows: list[list[int]], pad: int | float, dtype: torch.dtype) -> tor
 
 # ----------------------------------------------------------------------------- log-probs
 
+MIN_SHARED_PREFIX = 8  # shorter common prompts are not worth a separate prefix forward
+
 
 def token_logprobs(engine: Any, input_ids: torch.Tensor, loss_mask: torch.Tensor,
                    position_ids: torch.Tensor | None = None, entropy: bool = False,
-                   groups: torch.Tensor | None = None, min_shared_prefix: int = 8
+                   groups: torch.Tensor | None = None,
+                   min_shared_prefix: int = MIN_SHARED_PREFIX
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log π(token t | tokens < t) where ``loss_mask`` (0 elsewhere), and optionally the
     entropy of the next-token distribution at those positions, in fp32.
@@ -149,16 +152,30 @@ def token_logprobs(engine: Any, input_ids: torch.Tensor, loss_mask: torch.Tensor
 
 def _prefix_parts(engine: Any, input_ids: torch.Tensor, loss_mask: torch.Tensor,
                   groups: torch.Tensor, min_shared: int) -> list[tuple[torch.Tensor, int]]:
-    """(rows, shared prefix length) per group, or [] when no group shares a long-enough prompt
-    (or the engine cannot run a prefix forward: ZeRO-3 partitions parameters per forward,
-    gradient checkpointing drops the cache)."""
+    """``shared_prefixes``, or [] when no group shares a long-enough prompt or the engine
+    cannot run a prefix forward."""
+    if not can_share_prefix(engine):
+        return []
+    parts = shared_prefixes(input_ids, loss_mask, groups, min_shared)
+    return parts if any(prefix for _, prefix in parts) else []
+
+
+def can_share_prefix(engine: Any) -> bool:
+    """False under ZeRO-3 (parameters are partitioned per forward) and gradient checkpointing
+    (it drops the cache)."""
     module = getattr(engine, "module", engine)
     stage = getattr(engine, "zero_optimization_stage", lambda: 0)()
     names = ("is_activation_checkpointing", "is_gradient_checkpointing")  # new, old name
     checkpointing = next((getattr(module, n) for n in names if hasattr(module, n)), False)
-    if stage >= 3 or checkpointing:
-        return []
-    parts, shared = [], False
+    return stage < 3 and not checkpointing
+
+
+def shared_prefixes(input_ids: torch.Tensor, loss_mask: torch.Tensor, groups: torch.Tensor,
+                    min_shared: int = MIN_SHARED_PREFIX) -> list[tuple[torch.Tensor, int]]:
+    """(rows, shared prefix length) per group: the tokens all its rows share before the
+    position that predicts their first trained token; 0 when that is shorter than
+    ``min_shared`` or the group has one row."""
+    parts = []
     for group in torch.unique(groups):
         rows = (groups == group).nonzero().squeeze(1)
         first = int(loss_mask[rows].int().argmax(dim=1).min())  # earliest trained token
@@ -167,8 +184,7 @@ def _prefix_parts(engine: Any, input_ids: torch.Tensor, loss_mask: torch.Tensor,
         prefix = int(differs[0]) if len(differs) else ids.shape[1]
         useful = len(rows) > 1 and prefix >= min_shared and loss_mask[rows].any()
         parts.append((rows, prefix if useful else 0))
-        shared |= bool(useful)
-    return parts if shared else []
+    return parts
 
 
 def _rows_logprobs(engine: Any, input_ids: torch.Tensor, loss_mask: torch.Tensor,
