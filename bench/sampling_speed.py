@@ -3,7 +3,7 @@
 The gym, the SFT evaluation and RL sample from the policy through ``HFBackend.run_batch``; at
 the gym's batch (32 prompts x k=4 samples per call, decoded as 64 rows in each of two
 processes; here 150-300-token chat prompts, 128 new tokens, temperature 1.0) ``generate``
-decodes ~40-85 tokens/s on 2 CPU cores in fp32. This measures, on the same model, prompts, k,
+decodes ~40-100 tokens/s on 2 CPU cores in fp32. This measures, on the same model, prompts, k,
 budget, dtype and torch thread count, per line:
 
 - ``generate-static`` / ``generate-dynamic``: ``model.generate`` (``num_return_sequences=k``,
@@ -11,9 +11,8 @@ budget, dtype and torch thread count, per line:
 - ``kimi``: ``Sampler.sample`` (fast Llama path: one prefill per prompt, fused weights,
   in-place cache, finished rows dropped); ``kimi-2proc``: the same, the prompts split over two
   processes of one thread each (``llm.forked``; two cores whatever ``--threads`` says, so
-  compare it with the lines at 2 threads); ``kimi-hf``: the same loop
-  through the model's own forward (the fallback for other architectures); ``kimi-bf16``: the
-  fast path on a bf16 copy
+  compare it with the lines at 2 threads); ``kimi-hf``: the same loop through the model's own
+  forward (the fallback for other architectures); ``kimi-bf16``: the fast path on a bf16 copy
   (an extra line only: CPUs without AMX / AVX512-BF16 run bf16 far slower than fp32).
 
 Sampled tokens are the tokens each row produced up to and including its stop token, within its
