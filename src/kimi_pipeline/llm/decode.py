@@ -180,7 +180,8 @@ class Sampler:
                        generator: torch.Generator | None, device: torch.device) -> list[Sample]:
         """Contiguous parts of the prompts, of about equal cost, one per process; each part
         draws from a generator seeded from ``generator``."""
-        self._engine(self.stats)  # fuse the weights before forking: the children share them
+        if self.path == "fast":
+            self._fast_weights()  # fused before forking: the children share them
         k = batch.k
         costs = [len(p) + sum(batch.budgets[i * k:(i + 1) * k])
                  for i, p in enumerate(batch.prompts)]
@@ -217,9 +218,13 @@ class Sampler:
     def _engine(self, stats: SamplerStats) -> _Engine:
         if self.path == "hf":
             return _HFEngine(self.model, stats)
+        return _FastEngine(self._fast_weights(), stats)
+
+    def _fast_weights(self) -> LlamaWeights:
+        """The fused weights, rebuilt when the model's parameters have changed."""
         if self._weights is None or self._weights.stale():
             self._weights = LlamaWeights(self.model)
-        return _FastEngine(self._weights, stats)
+        return self._weights
 
 
 def _per_row(values, prompts: int, k: int, name: str) -> list[int]:
