@@ -100,6 +100,7 @@ def test_kill_minus_nine_then_resume_gives_bitwise_the_same_policy(tmp_path, rep
     assert proc.wait() == -signal.SIGKILL, "the worker finished before it could be killed"
     resumed = run.train(spec)
     assert 1 <= resumed["resumed_from_iteration"] < 3
+    assert not latest.exists()  # finished: the checkpoints are gone, final/ is the model
     a, b = weights(straight), weights(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [r["step"] for r in resumed["metrics"]] == [1, 2, 3]

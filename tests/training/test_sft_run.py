@@ -7,15 +7,16 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import polars as pl
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from kimi_pipeline.model_folder import ModelFolder
 from kimi_pipeline.training import sft
 from kimi_pipeline.training.base_model import BaseModelConfig, save_base_model
-from kimi_pipeline.model_folder import ModelFolder
 from kimi_pipeline.training.launch import command, free_port, worker_env
 from tests.training import TOOLS, conversation
 
@@ -141,8 +142,12 @@ def test_kill_minus_nine_then_resume_gives_bitwise_the_same_weights(tmp_path, re
     assert proc.wait() == -signal.SIGKILL, "the worker finished before it could be killed"
     assert not (prepared.run_dir / "result.json").exists()
 
+    assert latest.exists()  # the killed run's checkpoints are there to resume from
     resumed = sft.train(prepared, cfg)
     assert straight["steps"] == resumed["steps"] == steps
+    for finished in (straight, resumed):  # a finished run keeps final/, not its checkpoints
+        assert not (Path(finished["run_dir"]) / "checkpoints").exists()
+        assert (Path(finished["run_dir"]) / "final" / "config.json").exists()
     assert 8 <= resumed["resumed_from_step"] < steps
     a, b = weights(straight), weights(resumed)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -52,7 +52,9 @@ class PolicyTrainConfig(BaseModel):
         "bf16 only where the hardware multiplies it natively."
     )
     checkpoint_every: int = Field(1, ge=1, description="Resumable checkpoint every N iterations.")
-    keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept on disk.")
+    keep_checkpoints: int = Field(
+        2, ge=1, description="Newest checkpoints kept on disk while the run is unfinished (a "
+        "finished run keeps final/ only: training/launch.py).")
     seed: int = Field(0, description="Seed of prompt draws, sampling and every RNG.")
 
 

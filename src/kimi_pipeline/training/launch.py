@@ -12,12 +12,17 @@ The worker (``main``) initialises the process group, loads the model the same wa
 small model and a real checkpoint, builds the optimizer and LR schedule, wraps them in a
 DeepSpeed engine, resumes from the newest checkpoint of the run folder if there is one, trains,
 and writes ``final/`` (a ``save_pretrained`` folder with the tokenizer) and ``result.json``.
+Once a run has finished, ``launch`` deletes its ``checkpoints/``: they exist to resume an
+unfinished run, a finished one is reused from ``final/``, and with optimizer state they weigh
+3× the model each (SmolLM2-135M trained whole: 1.6 GB per checkpoint; a full disk is the crash
+they would otherwise cause sooner or later).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -154,6 +159,7 @@ def launch(spec: BaseModel, engine: EngineConfig, log_name: str = "train.log",
         errors = _last_lines(b"".join(stderr_tail), 30)
         raise RuntimeError(f"training workers failed (exit code {code}); log {log_path}:\n{tail}"
                            + (f"\nstderr of the workers:\n{errors}" if errors else ""))
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # finished: final/ is the model
     return json.loads(result_path.read_text())
 
 

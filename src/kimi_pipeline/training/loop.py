@@ -54,7 +54,9 @@ class TrainConfig(BaseModel):
     eval_every: int = Field(50, ge=1, description="Held-out loss every N steps (and at the end).")
     eval_rows: int = Field(64, ge=1, description="Validation rows used for the held-out loss.")
     checkpoint_every: int = Field(50, ge=1, description="Resumable checkpoint every N steps.")
-    keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept on disk.")
+    keep_checkpoints: int = Field(
+        2, ge=1, description="Newest checkpoints kept on disk while the run is unfinished (a "
+        "finished run keeps final/ only: training/launch.py).")
     log_every: int = Field(1, ge=1, description="Metrics logged every N steps.")
     max_logit_every: int = Field(
         1, ge=0, description="Record max attention logit every N steps (0: never; QK-Clip "
