@@ -1,6 +1,6 @@
 """Score model folders on the first tool call of held-out SFT examples (``agents/first_calls.py``).
 
-A minute per model on 2 cores (48 calls, SmolLM2-135M, fp32), against ~3 min for the sft
+A minute per model on 2 cores (48 calls, SmolLM2-135M, fp32), against ~2.5 min per model for the sft
 stage's episode evaluation, and steadier: use it to compare SFT settings, then confirm with
 ``kedro run --pipeline=sft``. Each ``--model`` is ``name=folder``; the default compares the
 newest ``base_model`` and ``sft_model`` of the catalog on the newest ``sft_dataset``.
