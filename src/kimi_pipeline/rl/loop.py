@@ -46,7 +46,9 @@ from kimi_pipeline.rl.rollouts import (
     Sampled, by_length, play_episodes, sample_responses, summarise_samples, to_batch,
 )
 from kimi_pipeline.training.loop import process_count, process_rank, stage0_grad_norm
-from kimi_pipeline.training.objectives import RolloutBatch, StepScale, make_objective
+from kimi_pipeline.training.objectives import (
+    RolloutBatch, StepScale, can_share_prefix, make_objective, shared_prefixes,
+)
 
 
 class RLSpec(BaseModel):
@@ -275,8 +277,6 @@ class PolicyTrainer:
         """Tokens the update's forward runs, padding left out: a group's shared prompt once
         when the objective shares it (its K copies are not computed, so tokens/s and MFU
         must not count them)."""
-        from kimi_pipeline.training.objectives import can_share_prefix, shared_prefixes
-
         tokens = sum(len(seg.token_ids) for s in samples for seg in s.segments)
         groups = self._groups(batch)
         if groups is None or not can_share_prefix(self.engine):
