@@ -24,6 +24,7 @@ PAGES = {
     "synthesis": "stages/synthesis",
     "filtering": "stages/filtering",
     "base_model": "stages/sft",
+    "sft_demos": "stages/sft",
     "sft": "stages/sft",
     "sft_evaluation": "stages/sft",
     "gym": "stages/gym",

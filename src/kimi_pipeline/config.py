@@ -23,6 +23,7 @@ from kimi_pipeline.agents.synthesis import SynthesisConfig
 from kimi_pipeline.critic.run import CriticConfig
 from kimi_pipeline.curation.filtering import FilteringConfig
 from kimi_pipeline.errors import UserError
+from kimi_pipeline.gym.demos import DemoConfig
 from kimi_pipeline.gym.run import GymConfig
 from kimi_pipeline.rl.config import RLConfig
 from kimi_pipeline.tools.config import ToolRepoConfig
@@ -35,6 +36,7 @@ STAGE_CONFIGS: dict[str, type[BaseModel]] = {
     "synthesis": SynthesisConfig,
     "filtering": FilteringConfig,
     "base_model": BaseModelConfig,
+    "sft_demos": DemoConfig,
     "sft": SftConfig,
     "sft_evaluation": EvaluationConfig,
     "gym": GymConfig,

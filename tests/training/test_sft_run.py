@@ -14,7 +14,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from kimi_pipeline.gym.demos import demonstration
 from kimi_pipeline.model_folder import ModelFolder
+from kimi_pipeline.records import GymTask, SftExample, to_frame
 from kimi_pipeline.training import sft
 from kimi_pipeline.training.base_model import BaseModelConfig, save_base_model
 from kimi_pipeline.training.launch import command, free_port, worker_env
@@ -180,3 +182,41 @@ def test_dataset_without_train_examples_is_a_clear_error(tmp_path, repo_root):
 def test_an_all_token_phase_as_long_as_the_run_is_refused(tmp_path):
     with pytest.raises(ValueError, match="all_token_steps .6. must be below max_steps .6."):
         config(tmp_path, all_token_steps=6)
+
+
+def demos_frame() -> pl.DataFrame:
+    """Two verified demonstrations (gym/demos.py's format) and one validation row to ignore."""
+    rows = [demonstration(GymTask(task_id=f"math-{i}", domain="math", prompt=f"What is {i}+{i}?",
+                                  answer=str(2 * i)), 0, f"It is {2 * i}.", 1.0, None)
+            for i in (3, 4, 5)]
+    rows[2] = rows[2].model_copy(update={"split": "validation"})
+    return to_frame(rows, SftExample)
+
+
+def test_demonstrations_are_mixed_in_at_their_share_with_labels_on_the_answer(tmp_path):
+    frame = sft_frame()
+    cfg = config(tmp_path).model_copy(update={"demo_share": 0.2})
+    run = sft.prepare_run(frame, base_model(tmp_path), cfg, demos=demos_frame())
+
+    # 50 tool-use train rows; 0.2 of the mix is 12.5 demonstration examples: 2 x 6 repeats
+    assert run.packing["demonstrations"] == {"distinct": 2, "repeats": 6, "examples": 12,
+                                             "share": round(12 / 62, 4)}
+    assert run.packing["train"]["examples"] == 62
+    assert run.packing["validation"] == prepare(frame, config(tmp_path / "b"), tmp_path / "b"
+                                                ).packing["validation"]
+    tokenizer = ModelFolder(run.spec.tokenizer).load_tokenizer()
+    rows = torch.load(run.run_dir / "train.pt")
+    learnt = tokenizer.decode([t for t, label in zip(rows["input_ids"].flatten().tolist(),
+                                                     rows["labels"].flatten().tolist())
+                               if label != -100])
+    assert learnt.count("It is 6.") == 6 and learnt.count("It is 8.") == 6
+    assert "What is 3+3?" not in learnt and "It is 10." not in learnt  # prompts; validation row
+
+
+def test_no_demonstrations_or_share_zero_leaves_the_training_set_alone(tmp_path):
+    frame = sft_frame()
+    plain = prepare(frame, config(tmp_path / "a"), tmp_path / "a")
+    off = sft.prepare_run(frame, base_model(tmp_path / "b"), config(tmp_path / "b"),
+                          demos=demos_frame())  # demo_share 0 by default
+    assert off.packing == plain.packing and off.run_dir.name == plain.run_dir.name
+    assert plain.packing["demonstrations"]["examples"] == 0

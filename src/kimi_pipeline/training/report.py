@@ -67,6 +67,9 @@ def report_metrics(summary: dict[str, Any], packing: dict[str, dict[str, float]]
         if isinstance(summary.get(key), (int, float)):
             values[key] = summary[key]
     values["packing_efficiency"] = packing["train"]["efficiency"]
+    mixed = packing.get("demonstrations", {})
+    values["demonstrations"] = mixed.get("distinct", 0)
+    values["demonstration_share"] = mixed.get("share", 0.0)
     for model, figures in evaluation.items():
         for key, value in figures.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -1,9 +1,10 @@
 """Tool-use SFT end to end: packed data from the base model's tokenizer, DeepSpeed run, result.
 
-``SftConfig`` is the ``sft`` stage's parameters. ``prepare_run`` turns ``sft_dataset`` into
-what the workers read: assistant-only labels from the base model's chat template
-(``base_model.py`` made the folder: weights, tokenizer, template), rows packed without
-attention crossing examples.
+``SftConfig`` is the ``sft`` stage's parameters. ``prepare_run`` turns ``sft_dataset``, with
+verified gym-style demonstrations mixed in at ``demo_share`` (``gym/demos.py``), into what the
+workers read: assistant-only labels from the base model's chat template (``base_model.py``
+made the folder: weights, tokenizer, template), rows packed without attention crossing
+examples.
 The run folder is named by a fingerprint of data and configs, so starting the stage again after
 a crash resumes the same run from its newest checkpoint, and a finished run is not trained twice.
 ``train`` launches the workers (``launch.py``) and returns the trained folder and its figures.
@@ -56,6 +57,14 @@ class SftConfig(BaseModel):
     max_examples: int | None = Field(
         None, ge=1, description="Use at most this many training examples (quick runs)."
     )
+    demo_share: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Share of the training examples that are verified "
+        "gym-style demonstrations (sft_demos, gym/demos.py); each demonstration is repeated to "
+        "reach it (at least once), and the mixed set is shuffled. A short run (max_steps) then "
+        "draws about this share; full epochs over a small demonstration set see each one "
+        "many times (packing.demonstrations.repeats in the report): sample more tasks then. "
+        "0: tool-use examples only."
+    )
     runs_dir: str = Field(
         "data/06_models/sft_runs", description="Run folders (checkpoints, metrics, logs)."
     )
@@ -79,6 +88,24 @@ class PreparedRun:
 def _examples(frame: pl.DataFrame, split: str, limit: int | None) -> pl.DataFrame:
     rows = frame.filter(pl.col("split") == split).sort("example_id")
     return rows.head(limit) if limit else rows
+
+
+def mix_demonstrations(train: pl.DataFrame, demos: pl.DataFrame | None, share: float,
+                       seed: int) -> tuple[pl.DataFrame, dict[str, float]]:
+    """``train`` with the train-split ``demos`` repeated to make up about ``share`` of the
+    examples (each at least once), shuffled; and what was mixed."""
+    demos = demos.filter(pl.col("split") == "train") if demos is not None else None
+    if demos is None or demos.is_empty() or share == 0:
+        return train, {"distinct": 0, "repeats": 0, "examples": 0, "share": 0.0}
+    wanted = share / (1 - share) * train.height
+    repeats = max(1, round(wanted / demos.height))
+    copies = pl.concat([
+        demos.select(train.columns).with_columns(pl.col("example_id") + f"#{r}")
+        for r in range(repeats)
+    ])
+    mixed = pl.concat([train, copies]).sample(fraction=1.0, shuffle=True, seed=seed)
+    return mixed, {"distinct": demos.height, "repeats": repeats, "examples": copies.height,
+                   "share": round(copies.height / mixed.height, 4)}
 
 
 def _tokenized(frame: pl.DataFrame, tokenizer, method: str, seq_len: int, dropped: list[str]):
@@ -126,12 +153,15 @@ def digest(*parts: Any) -> str:
 
 
 def prepare_run(sft_dataset: pl.DataFrame, base_model: ModelFolder, config: SftConfig,
-                root: str | Path = ".", mlflow_run: dict[str, str] | None = None) -> PreparedRun:
-    """Tokenise with ``base_model``'s tokenizer, pack, fingerprint, and write the run folder."""
+                root: str | Path = ".", mlflow_run: dict[str, str] | None = None,
+                demos: pl.DataFrame | None = None) -> PreparedRun:
+    """Tokenise with ``base_model``'s tokenizer, pack, fingerprint, and write the run folder;
+    ``demos`` (SftExample rows) are mixed into the training examples at ``demo_share``."""
     train = _examples(sft_dataset, "train", config.max_examples)
     if train.is_empty():
         raise ValueError("sft_dataset has no 'train' examples: run the filtering stage first "
                          "or check its thresholds (filter_report shows where examples went)")
+    train, mixed = mix_demonstrations(train, demos, config.demo_share, config.train.seed)
     validation = _examples(sft_dataset, "validation", None)
     tokenizer = base_model.load_tokenizer()
     if tokenizer.pad_token is None:  # many checkpoints ship none; padding never has a label
@@ -157,7 +187,7 @@ def prepare_run(sft_dataset: pl.DataFrame, base_model: ModelFolder, config: SftC
     if val_rows:
         torch.save(val_rows, run_dir / "validation.pt")
     initial = base_model
-    stats = {"train": train_stats, "validation": val_stats}
+    stats = {"train": train_stats, "validation": val_stats, "demonstrations": mixed}
     spec = RunSpec(
         run_dir=str(run_dir), initial_model=str(initial.path), tokenizer=str(tokenizer_dir),
         train_data=str(run_dir / "train.pt"),

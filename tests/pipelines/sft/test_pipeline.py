@@ -31,6 +31,12 @@ def test_sft_stage_trains_saves_reports_and_evaluates(project):
         assert 0 <= figures["parse_validity_rate"] <= 1 and 0 <= figures["success_rate"] <= 1
         assert figures["episodes"] == 3 and figures["completion_tokens"] > 0  # the model spoke
     assert (project / "data/08_reporting/sft_training.png").exists()
+    # the tiny model rarely solves a math task: demonstrations may be none, never unverified
+    demos = catalog.load("sft_demos")
+    assert demos.columns == catalog.load("sft_dataset").columns
+    assert report["demonstrations"]["tasks"] == 3
+    assert demos.height == report["demonstrations"]["demonstrations"]
+    assert report["packing"]["demonstrations"]["distinct"] == demos.height
 
     client = MlflowClient()
     run = client.search_runs(client.search_experiments()[0].experiment_id,

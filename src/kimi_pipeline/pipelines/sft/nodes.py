@@ -6,8 +6,12 @@ from typing import Any
 
 import mlflow
 import polars as pl
+from tqdm.auto import tqdm
 
 from kimi_pipeline.agents.evaluate import EvaluationConfig, compare_models
+from kimi_pipeline.gym.demos import DemoConfig, sample_demonstrations
+from kimi_pipeline.gym.run import GymConfig, generate_tasks, make_policy
+from kimi_pipeline.records import SftExample, to_frame
 from kimi_pipeline.tracking import active_run_target
 from kimi_pipeline.training import base_model, report, sft
 from kimi_pipeline.model_folder import ModelFolder
@@ -22,10 +26,28 @@ def prepare_base_model(sft_dataset: pl.DataFrame, params: dict[str, Any]) -> dic
     return made
 
 
-def train_sft(base_model: ModelFolder, sft_dataset: pl.DataFrame,
+def sample_sft_demos(base_model: ModelFolder, params: dict[str, Any],
+                     gym_params: dict[str, Any]) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Verified gym-style demonstrations from base_model, none on a task the gym evaluates."""
+    config = DemoConfig.model_validate(params)
+    if config.sampling is None:
+        return to_frame([], SftExample), {"enabled": False}
+    gym_tasks = generate_tasks(GymConfig.model_validate(gym_params))
+    policy = make_policy(base_model.path, config.sampling)
+    total = sum(n for _, _, n in config.sampling.plan())
+    with tqdm(total=total, desc="sft demos generate", unit="task") as generated, \
+            tqdm(total=total * config.sampling.samples, desc="sft demos verify",
+                 unit="resp") as verified:
+        demos, summary = sample_demonstrations(policy, config, gym_tasks, generated.update,
+                                               verified.update)
+    return to_frame(demos, SftExample), summary
+
+
+def train_sft(base_model: ModelFolder, sft_dataset: pl.DataFrame, sft_demos: pl.DataFrame,
               params: dict[str, Any]) -> tuple[ModelFolder, dict]:
     config = sft.SftConfig.model_validate(params)
-    prepared = sft.prepare_run(sft_dataset, base_model, config, mlflow_run=active_run_target())
+    prepared = sft.prepare_run(sft_dataset, base_model, config, mlflow_run=active_run_target(),
+                               demos=sft_demos)
     result = sft.train(prepared, config)
     if mlflow.active_run():
         # optimizer name, kernel, learning rates, the Muon/AdamW parameter split
@@ -43,9 +65,11 @@ def evaluate_sft(sft_model: ModelFolder, training: dict[str, Any], sft_dataset: 
     return compare_models(models, sft_dataset, tasks, agents, tool_repository, config)
 
 
-def report_sft(training: dict[str, Any], evaluation: dict[str, Any]):
+def report_sft(training: dict[str, Any], evaluation: dict[str, Any],
+               demonstrations: dict[str, Any]):
     result = training["result"]
     summary = report.training_summary(result)
-    full = {"training": summary, "packing": training["packing"], "evaluation": evaluation}
+    full = {"training": summary, "packing": training["packing"], "evaluation": evaluation,
+            "demonstrations": demonstrations}
     metrics = report.report_metrics(summary, training["packing"], evaluation)
     return full, metrics, report.training_figure(result["metrics"])

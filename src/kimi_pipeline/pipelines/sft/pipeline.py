@@ -12,7 +12,9 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(nodes.prepare_base_model, ["sft_dataset", "params:base_model"], "base_model",
                  name="prepare_base_model"),
-            Node(nodes.train_sft, ["base_model", "sft_dataset", "params:sft"],
+            Node(nodes.sample_sft_demos, ["base_model", "params:sft_demos", "params:gym"],
+                 ["sft_demos", "sft_demos_report"], name="sample_sft_demos"),
+            Node(nodes.train_sft, ["base_model", "sft_dataset", "sft_demos", "params:sft"],
                  ["sft_model", "sft_training"], name="train_sft"),
             Node(
                 nodes.evaluate_sft,
@@ -21,7 +23,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ["sft_evaluation", "sft_evaluation_sample"],
                 name="evaluate_sft",
             ),
-            Node(nodes.report_sft, ["sft_training", "sft_evaluation"],
+            Node(nodes.report_sft, ["sft_training", "sft_evaluation", "sft_demos_report"],
                  ["sft_report", "sft_metrics", "sft_loss_plot"], name="report_sft"),
         ],
     )
