@@ -71,6 +71,19 @@ def test_a_saved_rl_report_is_its_before_after_table_with_version_and_time(proje
     assert "tool_repo" not in out  # --stage keeps only the stages asked for
 
 
+def test_the_sft_headline_names_the_demonstrations_it_mixed_in(project):
+    figures = {"success_rate": 0.0, "parse_validity_rate": 0.5, "episodes": 3}
+    load_catalog(project).save("sft_report", {
+        "training": {"steps": 4, "final_loss": 0.5},
+        "evaluation": {"initial": figures, "sft": {**figures, "success_rate": 0.25}},
+        "packing": {"demonstrations": {"distinct": 7, "repeats": 3, "examples": 21,
+                                       "share": 0.15}},
+    })
+    out = report("--env", "test", "--stage", "sft").stdout
+    assert lines_with(out, "success_rate") == [["success_rate", "0", "0.25"]]
+    assert "steps 4, final loss 0.5, 7 verified demonstrations at 0.15 of the examples" in out
+
+
 def test_a_report_of_an_unknown_schema_shows_its_top_level_fields(project):
     load_catalog(project).save("critic_report", {"pairs_total": 7, "note": "new schema"})
     out = report("--env", "test", "--stage", "critic").stdout

@@ -139,9 +139,14 @@ def _sft(report: dict[str, Any]) -> Headline:
     rows = [[key, before.get(key), after.get(key)] for key in SFT_METRICS
             if key in before or key in after]
     training = report.get("training") or {}
-    caption = ", ".join(f"{label} {fmt(training[key])}" for label, key in [
+    parts = [f"{label} {fmt(training[key])}" for label, key in [
         ("steps", "steps"), ("final loss", "final_loss"), ("eval loss", "final_eval_loss"),
-        ("tokens/s", "tokens_per_s"), ("dtype", "matmul_dtype")] if key in training) or None
+        ("tokens/s", "tokens_per_s"), ("dtype", "matmul_dtype")] if key in training]
+    mixed = dig(report, "packing.demonstrations") or {}
+    if mixed.get("distinct"):
+        parts.append(f"{mixed['distinct']} verified demonstrations at {fmt(mixed.get('share'))} "
+                     "of the examples")
+    caption = ", ".join(parts) or None
     return Headline(["metric", "base model", "SFT model"], rows, caption)
 
 
