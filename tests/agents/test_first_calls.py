@@ -77,3 +77,14 @@ def test_an_unoffered_tool_is_not_schema_valid():
     backend = Scripted({"B1": ToolCall(id="c", name="delete_order", arguments={})})
     summary, _ = score_first_calls(backend, cases)
     assert summary["parsed_rate"] == 1.0 and summary["schema_valid_rate"] == 0.0
+
+
+def test_a_corrected_call_is_context_and_the_call_after_it_the_reference():
+    example = _example("A1", "validation", True)
+    messages = json.loads(example["messages"])
+    refused = {"role": "assistant", "content": "", "train": False, "tool_calls": [
+        {"id": "c9", "type": "function", "function": {"name": "get_order", "arguments": {}}}]}
+    error = {"role": "tool", "tool_call_id": "c9", "content": '{"error": {"code": 400}}'}
+    messages[2:2] = [refused, error]
+    cases = first_call_cases(pl.DataFrame([{**example, "messages": json.dumps(messages)}]), 1)
+    assert cases[0].context == messages[:4] and cases[0].arguments == {"order_id": "A1"}

@@ -114,6 +114,22 @@ def test_messages_in_hf_chat_format():
     assert out.columns == list(SftExample.model_fields)
 
 
+def test_a_corrected_call_stays_in_context_without_labels():
+    refused = '{"error": {"code": 404, "type": "not_found", "message": "order ORD-9 not found"}}'
+    traj = trajectory("t1", "Where is ORD-1?", calls=[
+        ("lookup_order", {"order_id": "ORD-9"}, refused),
+        ("lookup_order", {"order_id": "ORD-1"}, '{"status": "shipped"}'),
+    ])
+    messages = json.loads(to_sft_examples(frame([traj]), CONFIG)["messages"][0])
+    assert [m.get("train") for m in messages if m["role"] == "assistant"] == [False, None, None]
+    assert messages[3]["content"] == refused  # the model reads the error before the right call
+    # a lookup that rightly finds nothing and is reported is trained on as it is
+    alone = trajectory("t2", "Where is ORD-9?", calls=[("lookup_order", {"order_id": "ORD-9"},
+                                                         refused)], answer="ORD-9 not found.")
+    messages = json.loads(to_sft_examples(frame([alone]), CONFIG)["messages"][0])
+    assert all("train" not in m for m in messages)
+
+
 def test_round_trip_through_records_gives_the_same_frame():
     out = to_sft_examples(example_frame(), CONFIG)
     records, bad = from_frame(out, SftExample, "sft")

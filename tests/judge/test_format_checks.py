@@ -86,6 +86,49 @@ def test_unparseable_arguments_and_refused_calls():
     ]
 
 
+def test_a_refused_call_the_agent_corrects_next_is_not_a_problem():
+    # a 404 answered by a lookup of the right id, a 400 by the call with its argument
+    fixed = with_messages(
+        user("cancel ORD-1"),
+        calls(("c0", "get_order", {"order_id": "ORD-9"})),
+        error("c0", "get_order", "not_found"),
+        calls(("c1", "get_order", {"order_id": "ORD-1"})),
+        result("c1", "get_order", {"id": "ORD-1"}),
+        calls(("c2", "cancel_order", {})),
+        error("c2", "cancel_order", "invalid_arguments"),
+        calls(("c3", "cancel_order", {"order_id": "ORD-1"})),
+        result("c3", "cancel_order", {"id": "ORD-1"}),
+        say("Order ORD-1 is now cancelled."),
+    )
+    assert check_format(fixed) == []
+    renamed = with_messages(  # a tool that does not exist, then the one that does
+        user("show ORD-1"),
+        calls(("c0", "get_orders", {"order_id": "ORD-1"})),
+        error("c0", "get_orders", "unknown_tool"),
+        calls(("c1", "get_order", {"order_id": "ORD-1"})),
+        result("c1", "get_order", {"id": "ORD-1"}),
+        say("Order ORD-1 is on its way."),
+    )
+    assert check_format(renamed) == []
+    # resent unchanged, answered only after the user spoke, or followed by a call that fails
+    # too: each refusal stays a problem
+    for after in (
+        [calls(("c1", "cancel_order", {})), error("c1", "cancel_order", "invalid_arguments")],
+        [say("Which order?"), user("ORD-1"), calls(("c1", "cancel_order", {"order_id": "ORD-1"})),
+         result("c1", "cancel_order", {"id": "ORD-1"})],
+        [calls(("c1", "cancel_order", {"order_id": "ORD-2"})),
+         error("c1", "cancel_order", "not_found")],
+    ):
+        t = with_messages(
+            user("cancel ORD-1"),
+            calls(("c0", "cancel_order", {})),
+            error("c0", "cancel_order", "invalid_arguments"),
+            *after,
+            say("Done."),
+        )
+        assert "tool_error: invalid_arguments from cancel_order (message 3)" in check_format(t)
+
+
 def test_every_call_needs_exactly_one_result():
     t = with_messages(
         user("cancel"),

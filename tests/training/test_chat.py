@@ -207,3 +207,35 @@ def _with_template(tokenizer, template: str):
     tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
     tok.chat_template = template
     return tok
+
+
+def _with_refused_call(chat: list[dict]) -> list[dict]:
+    """``chat`` with a refused cancel_order (no order_id, API says 400) before the right one."""
+    refused = {"role": "assistant", "content": "", "train": False,
+               "tool_calls": [_call_like(chat[4], "c0", {})]}
+    error = {"role": "tool", "tool_call_id": "c0", "name": "cancel_order",
+             "content": '{"error": {"code": 400, "message": "REFUSED-ERROR"}}'}
+    return chat[:4] + [refused, error] + chat[4:]
+
+
+def _call_like(message: dict, call_id: str, arguments: dict) -> dict:
+    call = message["tool_calls"][0]
+    return {**call, "id": call_id, "function": {**call["function"], "arguments": arguments}}
+
+
+@pytest.mark.parametrize("method", ["auto", "markers", "prefix"])
+def test_an_assistant_turn_marked_train_false_is_context_not_labels(tokenizer, method):
+    chat = _with_refused_call(conversation())
+    encoded = render_with_mask(tokenizer, chat, TOOLS, method=method)
+    assert labelled_runs(tokenizer, encoded) == ASSISTANT_RENDERINGS  # the refused call: none
+    assert tokenizer.decode(encoded["input_ids"]) == render_chat(chat, TOOLS)  # still in context
+    assert '"arguments": {}' in render_chat(chat, TOOLS) and "REFUSED-ERROR" in render_chat(
+        chat, TOOLS
+    )
+
+
+def test_a_train_false_turn_is_masked_under_a_markerless_template_too(tokenizer):
+    tok = _with_template(tokenizer, QWEN_STYLE_TEMPLATE)
+    plain = labelled_runs(tok, render_with_mask(tok, conversation(), TOOLS))
+    assert labelled_runs(tok, render_with_mask(tok, _with_refused_call(conversation()), TOOLS)) \
+        == plain

@@ -4,8 +4,10 @@
 call tends to resend it until the step limit, and every resend counts), and 24 episodes take
 minutes per model. Here each held-out SFT example (``split == "validation"``: agents never
 trained on) whose dialogue makes a tool call is cut just before its first assistant message
-with a call; the model writes that one move greedily from the reference context (system
-prompt, tools, the user's turns so far) and the move is compared with the reference call:
+with a call that SFT trains on (a refused call the agent then corrected, ``"train": false``,
+stays in the context and is not a reference); the model writes that one move greedily from
+the reference context (system prompt, tools, the user's turns so far) and the move is
+compared with the reference call:
 
 - **called**: the reply contains a tool call at all;
 - **parsed**: its first call has a name and a JSON object of arguments;
@@ -57,7 +59,8 @@ def _arguments(raw: Any) -> dict[str, Any]:
 def _case(example_id: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
           ) -> FirstCallCase | None:
     for at, message in enumerate(messages):
-        if message.get("role") == "assistant" and message.get("tool_calls"):
+        trained = message.get("train") is not False
+        if message.get("role") == "assistant" and message.get("tool_calls") and trained:
             call = _function(message["tool_calls"][0])
             return FirstCallCase(example_id, messages[:at], tools, call["name"],
                                  _arguments(call.get("arguments")))

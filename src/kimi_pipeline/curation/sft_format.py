@@ -12,6 +12,11 @@ messages — what ``tokenizer.apply_chat_template(messages, tools=tools)`` consu
   ``if message.content`` (None and "" both skip), but transformers drops None-valued keys
   before rendering, and a template that concatenates ``message['content']`` then fails on
   the undefined value; "" renders everywhere (tested with both kinds);
+* an assistant turn whose every call the agent corrected on its next move (the API refused it
+  for the agent's own mistake: ``judge.episode.corrected_calls``) carries ``"train": false``:
+  it stays in the context, so the model learns to read the error and send the right call,
+  but it gets no labels (``training.chat.render_with_mask``), so the model does not learn
+  to make the mistake;
 * internal fields (``schema_version``, ``raw_arguments``, empty ``tool_calls``, state, rubric,
   outcome, the ``_cur_`` columns) are dropped.
 
@@ -32,6 +37,7 @@ import polars as pl
 
 from kimi_pipeline.curation.config import SftFormatConfig
 from kimi_pipeline.curation.messages import MalformedMessages, parse_messages, require_columns
+from kimi_pipeline.judge.episode import corrected_calls
 from kimi_pipeline.records import SCHEMA_VERSION, SftExample
 
 STEP = "sft_format"
@@ -77,7 +83,14 @@ FORMATTERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 def chat_messages(messages_json: str) -> list[dict[str, Any]]:
     """One trajectory's ``messages`` JSON as template-ready chat messages."""
-    return [FORMATTERS[m["role"]](m) for m in parse_messages(messages_json)]
+    messages = parse_messages(messages_json)
+    corrected = corrected_calls(messages)
+    out = [FORMATTERS[m["role"]](m) for m in messages]
+    for message, chat in zip(messages, out):
+        calls = message.get("tool_calls") or ()
+        if calls and all(c.get("id") in corrected for c in calls):
+            chat["train"] = False
+    return out
 
 
 def agent_score(agent_id: str, seed: int) -> float:

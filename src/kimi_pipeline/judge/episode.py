@@ -283,6 +283,44 @@ def error_type(result: Any) -> str | None:
     return None
 
 
+AGENT_ERRORS = ("invalid_arguments", "invalid_json", "unknown_tool", "not_found")  # its own doing
+
+
+def corrected_calls(messages: list[dict[str, Any]]) -> set[str]:
+    """Ids of the calls the agent itself corrected: a call the API refused for the agent's own
+    mistake (``AGENT_ERRORS``: bad arguments, bad JSON, no such tool, no such id) whose very
+    next move, with no user message between, calls the same tool with other arguments (after
+    an ``unknown_tool``: any other call), and the API takes that call. A lookup that rightly
+    finds nothing and is then reported to the user is not a correction; nor is a resend of the
+    same call."""
+    results: dict[str, str | None] = {}  # call id -> its error type (None: it went through)
+    for message in messages:
+        content = message.get("content")
+        if message.get("role") == "tool":  # only results that mention "error" need parsing
+            maybe = '"error"' in content if isinstance(content, str) else True
+            results[message.get("tool_call_id")] = (
+                error_type(parse_result(content)) if maybe else None
+            )
+    moves = [m.get("tool_calls") or () for m in messages if m.get("role") in ("assistant", "user")]
+    corrected = set()
+    for calls, after in zip(moves, moves[1:]):  # a user message is a move without calls
+        taken = [c for c in after if c.get("id") in results
+                 and results[c["id"]] not in AGENT_ERRORS]
+        for call in calls:
+            error = results.get(call.get("id"))
+            if error in AGENT_ERRORS and any(
+                (c.get("name") == call.get("name") or error == "unknown_tool")
+                and _sent(c) != _sent(call)
+                for c in taken
+            ):
+                corrected.add(call.get("id"))
+    return corrected
+
+
+def _sent(call: dict[str, Any]) -> tuple[Any, ...]:
+    return call.get("name"), call.get("arguments"), call.get("raw_arguments")
+
+
 def episode(trajectory: Trajectory | Mapping[str, Any]) -> Episode:
     """Read a trajectory (record, frame row or plain dict) once for the criteria."""
     data = _record_fields(trajectory) if isinstance(trajectory, Trajectory) else trajectory

@@ -5,7 +5,9 @@ tool offered to the agent, its arguments validate against that tool's schema, ev
 exactly one result, roles come in a valid order, no assistant turn is empty, and the dialogue
 ends with the assistant's answer. The execution check adds the environment's verdict: a tool
 result that is an ``invalid_arguments`` / ``invalid_json`` / ``unknown_tool`` error means the
-agent produced a call the API refused.
+agent produced a call the API refused — unless the agent corrected it on its very next move
+(``judge.episode.corrected_calls``): recovering from a refused call is behaviour worth
+training on, and SFT keeps the refused call itself out of its labels (``curation.sft_format``).
 
 ``check_format`` returns problem codes with details (``"unknown_tool: call_2 launch_rocket"``),
 empty when the trajectory is fine. Each check is a small registered function; JSON Schema
@@ -21,7 +23,13 @@ from typing import Any, Callable, Iterator, Mapping
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from kimi_pipeline.judge.episode import decoded, error_type, parse_result, plain_messages
+from kimi_pipeline.judge.episode import (
+    corrected_calls,
+    decoded,
+    error_type,
+    parse_result,
+    plain_messages,
+)
 from kimi_pipeline.records import Trajectory
 from kimi_pipeline.registry import registrar
 
@@ -35,6 +43,7 @@ class Dialogue:
     messages: list[dict[str, Any]]
     validators: dict[str, Draft202012Validator]  # offered tool name -> its arguments' validator
     calls: dict[str, tuple[int, str]] = field(default_factory=dict)  # call id -> (message, tool)
+    corrected: set[str] = field(default_factory=set)  # ids of refused calls the agent corrected
 
 
 def dialogue(trajectory: Trajectory | Mapping[str, Any]) -> Dialogue:
@@ -43,7 +52,7 @@ def dialogue(trajectory: Trajectory | Mapping[str, Any]) -> Dialogue:
         messages, tools = plain_messages(trajectory.messages), trajectory.tools
     else:
         messages, tools = decoded(trajectory["messages"]), trajectory.get("tools") or []
-    d = Dialogue(messages, tool_validators(tools))
+    d = Dialogue(messages, tool_validators(tools), corrected=corrected_calls(messages))
     for index, message in enumerate(d.messages):
         for call in _calls(message):
             d.calls[call.get("id")] = (index, call.get("name", ""))
@@ -115,7 +124,7 @@ def _where(error) -> str:
 @register_format_check("tool_names")
 def _tool_names(d: Dialogue) -> Iterator[str]:
     for call_id, (_, name) in d.calls.items():
-        if name not in d.validators:
+        if name not in d.validators and call_id not in d.corrected:
             yield f"unknown_tool: {call_id} {name}"
 
 
@@ -124,6 +133,8 @@ def _arguments(d: Dialogue) -> Iterator[str]:
     for message in d.messages:
         for call in _calls(message):
             name = call.get("name", "")
+            if call.get("id") in d.corrected:
+                continue
             if call.get("raw_arguments") is not None:
                 yield f"invalid_json: {call.get('id')} {name}"
             elif name in d.validators:
@@ -197,10 +208,10 @@ def _final_turn(d: Dialogue) -> Iterator[str]:
 def _execution(d: Dialogue) -> Iterator[str]:
     for index, message in enumerate(d.messages):
         content = message.get("content")
+        if message.get("role") != "tool" or message.get("tool_call_id") in d.corrected:
+            continue
         # only results mentioning "error" can be errors: skip parsing the others
-        if message.get("role") == "tool" and not (
-            isinstance(content, str) and '"error"' not in content
-        ):
+        if not (isinstance(content, str) and '"error"' not in content):
             kind = error_type(parse_result(content))
             if kind in REFUSED_CALLS:
                 yield f"tool_error: {kind} from {message.get('name')} (message {index})"

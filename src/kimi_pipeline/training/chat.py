@@ -16,8 +16,11 @@ with labels only on assistant tokens. Two ways to find the assistant spans, same
   without it: the characters the second adds beyond their common prefix are the assistant's.
   The spans are then mapped to tokens through the fast tokenizer's offsets, exactly as above.
 
-``auto`` (default) picks ``markers`` when the template has them. Truncation is applied after
-masking, to ``input_ids``, ``labels`` and ``attention_mask`` together, so they stay aligned.
+``auto`` (default) picks ``markers`` when the template has them. An assistant message with
+``"train": false`` (a refused call the agent then corrected, ``curation.sft_format``) stays in
+the context but gets no labels: its span is found prefix by prefix, whatever the method, and
+its tokens are masked. Truncation is applied after masking, to ``input_ids``, ``labels`` and
+``attention_mask`` together, so they stay aligned.
 """
 
 from __future__ import annotations
@@ -182,6 +185,10 @@ def render_with_mask(
         input_ids, mask = _prefix_mask(tokenizer, messages, tools)
     else:
         raise ValueError(f"unknown masking method {method!r}")
+    untrained = [i for i, m in enumerate(messages)
+                 if m.get("role") == "assistant" and m.get("train") is False]
+    if untrained:
+        mask = _without_turns(tokenizer, messages, tools, untrained, input_ids, mask)
     labels = [t if m else IGNORE_INDEX for t, m in zip(input_ids, mask, strict=True)]
     if max_length is not None:
         input_ids, labels = input_ids[:max_length], labels[:max_length]
@@ -221,22 +228,39 @@ def _render(tokenizer, messages, tools, add_generation_prompt: bool) -> str:
 def assistant_spans(tokenizer, messages, tools=None) -> tuple[str, list[tuple[int, int]]]:
     """Rendered text and the character spans of its assistant turns, found prefix by prefix."""
     full = _render(tokenizer, messages, tools, add_generation_prompt=False)
-    spans = []
-    for i, message in enumerate(messages):
-        if message.get("role") != "assistant":
-            continue
-        before = _render(tokenizer, messages[:i], tools, add_generation_prompt=True)
-        upto = _render(tokenizer, messages[: i + 1], tools, add_generation_prompt=False)
-        if not full.startswith(upto):
-            raise ValueError(
-                f"chat template is not prefix-stable at message {i}: rendering more messages "
-                "changes earlier text, so assistant spans cannot be located without "
-                "{% generation %} markers"
-            )
-        start = len(os.path.commonprefix([before, upto]))
-        if start < len(upto):
-            spans.append((start, len(upto)))
-    return full, spans
+    spans = [
+        _turn_span(tokenizer, messages, tools, i, full)
+        for i, message in enumerate(messages)
+        if message.get("role") == "assistant"
+    ]
+    return full, [span for span in spans if span]
+
+
+def _turn_span(tokenizer, messages, tools, i: int, full: str) -> tuple[int, int] | None:
+    """Characters of ``full`` that assistant message ``i`` adds (None: it adds none)."""
+    before = _render(tokenizer, messages[:i], tools, add_generation_prompt=True)
+    upto = _render(tokenizer, messages[: i + 1], tools, add_generation_prompt=False)
+    if not full.startswith(upto):
+        raise ValueError(
+            f"chat template is not prefix-stable at message {i}: rendering more messages "
+            "changes earlier text, so assistant spans cannot be located without "
+            "{% generation %} markers"
+        )
+    start = len(os.path.commonprefix([before, upto]))
+    return (start, len(upto)) if start < len(upto) else None
+
+
+def _without_turns(tokenizer, messages, tools, turns, input_ids, mask) -> list[int]:
+    """``mask`` with the tokens of assistant messages ``turns`` cleared."""
+    full = _render(tokenizer, messages, tools, add_generation_prompt=False)
+    spans = [span for i in turns for span in [_turn_span(tokenizer, messages, tools, i, full)]
+             if span]
+    enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
+    if list(enc["input_ids"]) != list(input_ids):
+        raise ValueError("the rendered text does not tokenise to the template's input ids, so "
+                         "turns marked train=false cannot be located")
+    drop = _overlap_mask(enc["offset_mapping"], spans)
+    return [int(m and not d) for m, d in zip(mask, drop, strict=True)]
 
 
 def _prefix_mask(tokenizer, messages, tools) -> tuple[list[int], list[int]]:
