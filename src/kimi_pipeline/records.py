@@ -250,6 +250,12 @@ class TrajectoryOutcome(Record):
         default_factory=list,
         description="Imperfections the offline agent injected on purpose (ground truth for judges).",
     )
+    agent_corrections: list[str] = Field(
+        default_factory=list,
+        description="Mistakes the offline agent made on purpose and corrected after the error "
+        "(missing_argument, unexpected_argument, unknown_tool, unknown_id); the trajectory is "
+        "still correct.",
+    )
     errors: list[str] = Field(
         default_factory=list, description="Recorded failures (bad tool-call JSON, timeouts …)."
     )
@@ -287,7 +293,8 @@ class SftExample(Record):
     messages: list[dict[str, Any]] = Field(
         description="OpenAI chat messages: system, user, assistant (with 'tool_calls': "
         "[{'id', 'type': 'function', 'function': {'name', 'arguments': dict}}]) and tool results "
-        "('role': 'tool', 'tool_call_id', 'name', 'content')."
+        "('role': 'tool', 'tool_call_id', 'name', 'content'). An assistant message with "
+        "'train': false is context only: a refused call the agent corrected next, no labels."
     )
     tools: list[dict[str, Any]] = Field(description="Tools offered, OpenAI function format.")
     judge_score: float = Field(description="Rubric-judge score in [0, 1] the example passed with.")

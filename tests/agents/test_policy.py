@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from kimi_pipeline.agents.bundles import AgentConfig, sample_agents
+from kimi_pipeline.agents.offline.agent import CORRECTIONS
 from kimi_pipeline.agents.policy import IMPERFECTIONS, ImperfectionConfig, policy_request
 from kimi_pipeline.agents.tasks import TaskConfig, write_all_tasks
 from kimi_pipeline.envs.semantics import label
@@ -19,7 +20,9 @@ from tests.agents.test_bundles import sample_tools
 from tests.agents.test_tasks import RefWorld, check
 
 BACKEND = OfflineBackend()
-ZERO = ImperfectionConfig(**{f"{name}_rate": 0.0 for name in IMPERFECTIONS})
+ZERO = ImperfectionConfig(
+    **{f"{name}_rate": 0.0 for name in IMPERFECTIONS}, corrected_mistake_rate=0.0
+)
 
 
 def only(name: str) -> ImperfectionConfig:
@@ -48,12 +51,14 @@ class Episode:
             Message(role="user", content=task.request),
         ]
         self.flaws: list[str] = []
+        self.corrections: list[str] = []
         self.results: list[dict] = []  # successful tool results, in order
         self.calls: list[tuple[str, dict]] = []
         self.succeeded: list[tuple[str, dict]] = []
         for _ in range(30):
             reply = BACKEND.complete(policy_request(task, self.messages, self.offered, seed, rates))
             self.flaws += reply.meta["imperfections"]
+            self.corrections += reply.meta.get("corrections", [])
             if reply.tool_calls:
                 self._execute(reply)
                 continue
@@ -227,6 +232,39 @@ def test_each_imperfection_appears_reported_once_and_breaks_the_rubric(world, na
     )
 
 
+def test_a_corrected_mistake_is_refused_then_redone_and_the_task_still_solved(world):
+    tasks, bundles = world
+    rates = ZERO.model_copy(update={"corrected_mistake_rate": 1.0})
+    seen = Counter()
+    for task in (t for t in tasks if t.plan):
+        closed = [  # an extra argument is refused only where the schema forbids it
+            t.model_copy(update={"parameters": {**t.parameters, "additionalProperties": False}})
+            for t in bundles[task.agent_id]
+        ]
+        episode = Episode(task, closed, rates)
+        assert episode.flaws == [] and not episode.problems(), (task.kind, task.request)
+        assert len(episode.corrections) <= 1
+        if not episode.corrections:
+            continue
+        kind = episode.corrections[0]
+        seen[kind] += 1
+        errors = [(i, json.loads(m.content)["error"]["type"]) for i, m in
+                  enumerate(episode.messages) if m.role == "tool" and "error" in m.content]
+        refused, error = next((i, e) for i, e in errors if e != "transient")
+        assert error == {"missing_argument": "invalid_arguments", "unknown_id": "not_found",
+                         "unexpected_argument": "invalid_arguments",
+                         "unknown_tool": "unknown_tool"}[kind]
+        # the very next move is the planned tool, and the API accepts it (an error_recovery
+        # task's scripted 503 may still hit it: the agent then retries once, as always)
+        retry = episode.messages[refused + 1]
+        offered = {t["function"]["name"] for t in episode.offered}
+        assert (retry.tool_calls[0].name == episode.messages[refused].name) != (
+            kind == "unknown_tool") and retry.tool_calls[0].name in offered
+        result = json.loads(episode.messages[refused + 2].content)
+        assert result.get("error", {}).get("type") in (None, "transient")
+    assert min(seen[kind] for kind in CORRECTIONS) > 5, seen
+
+
 def test_imperfections_are_drawn_per_episode_at_their_rates(world):
     tasks, bundles = world
     rates = ImperfectionConfig(
@@ -270,7 +308,9 @@ def test_policy_request_is_what_an_llm_would_get(world):
     tool = next(m for m in request.messages if m["role"] == "tool")
     assert tool["tool_call_id"] == call["tool_calls"][0]["id"] == "call_0"
     assert request.context["task"]["task_id"] == task.task_id and request.context["seed"] == 3
-    assert set(request.context["imperfections"]) == {f"{n}_rate" for n in IMPERFECTIONS}
+    assert set(request.context["imperfections"]) == {
+        f"{n}_rate" for n in (*IMPERFECTIONS, "corrected_mistake")
+    }
 
 
 def _first_call(task, tools, messages):

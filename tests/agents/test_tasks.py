@@ -36,7 +36,9 @@ class RefWorld:
         self.calls, self.created, self.list_key = Counter(), 0, list_key
 
     def call(self, name: str, args: dict) -> dict:
-        tool = self.tools[name]
+        tool = self.tools.get(name)
+        if tool is None:
+            return {"error": {"code": 404, "type": "unknown_tool", "message": f"no tool {name}"}}
         if not Draft202012Validator(
             tool.parameters, format_checker=Draft202012Validator.FORMAT_CHECKER
         ).is_valid(args):

@@ -63,7 +63,9 @@ async def run_episode(
                          config=config.user)
     messages = [Message(role="system", content=agent.system_prompt)]
     tokens = {"prompt": 0, "completion": 0}
-    outcome: dict[str, Any] = {"injected_faults": [], "agent_imperfections": [], "errors": []}
+    outcome: dict[str, Any] = {
+        "injected_faults": [], "agent_imperfections": [], "agent_corrections": [], "errors": []
+    }
     end_reason, finished = "step_limit", False
     try:
         turn = await user.opening()
@@ -75,6 +77,7 @@ async def run_episode(
             tokens["prompt"] += reply.usage.prompt_tokens
             tokens["completion"] += reply.usage.completion_tokens
             outcome["agent_imperfections"] += reply.meta.get("imperfections", [])
+            outcome["agent_corrections"] += reply.meta.get("corrections", [])
             if reply.error:
                 outcome["errors"].append(f"agent backend: {reply.error}")
                 end_reason = "agent_error"

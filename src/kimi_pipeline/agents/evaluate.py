@@ -65,7 +65,7 @@ from kimi_pipeline.records import Agent, Task, ToolSpec, Trajectory, from_frame
 
 NO_IMPERFECTIONS = ImperfectionConfig(
     wrong_argument_rate=0, missing_argument_rate=0, skip_clarification_rate=0, give_up_rate=0,
-    hallucinated_success_rate=0,
+    hallucinated_success_rate=0, corrected_mistake_rate=0,
 )
 
 

@@ -11,7 +11,9 @@ K2 keeps only the trajectories a judge accepts (K2 report §3.1), so the synthet
 sometimes fail in the ways real models fail, or the filter has nothing to reject:
 ``ImperfectionConfig`` holds the per-episode rates of the offline agent's deliberate mistakes
 (``IMPERFECTIONS``), each reported in ``ChatResponse.meta["imperfections"]`` of the turn where it
-happens: the ground truth the judge's verdicts are checked against (``judge.quality``).
+happens: the ground truth the judge's verdicts are checked against (``judge.quality``). It also
+holds the rate of mistakes the agent corrects (a refused call, then the right one), reported in
+``meta["corrections"]``: the trajectory stays correct, and it teaches recovery from an error.
 """
 
 from __future__ import annotations
@@ -60,6 +62,16 @@ class ImperfectionConfig(BaseModel):
         le=1,
         description="Claim success without making the last state-changing call "
         "(on unsupported requests: claim to have done the impossible).",
+    )
+    corrected_mistake_rate: float = Field(
+        0.15,
+        ge=0,
+        le=1,
+        description="Not an imperfection: one call first goes out with a mistake the API "
+        "refuses (a required argument left out or an argument named as in another tool: 400; "
+        "a near-miss tool name or an id that does not exist: 404), and the agent's next call, "
+        "after reading the error, is the right one. The task is still solved; SFT keeps the "
+        "refused call out of its labels (curation.sft_format).",
     )
 
 

@@ -33,7 +33,9 @@ def trajectory_rows(trajectories: pl.LazyFrame, batch: int = 2000) -> Iterable[d
 def summarise(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     n = 0
     turns, calls, latency = [], [], []
-    end_reasons, faults, imperfections, errors, environments = (Counter() for _ in range(5))
+    end_reasons, faults, imperfections, corrections, errors, environments = (
+        Counter() for _ in range(6)
+    )
     meets = defaultdict(lambda: [0, 0])  # (group) -> [state predicates met, episodes]
     tokens = 0
     for row in rows:
@@ -48,6 +50,7 @@ def summarise(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
         end_reasons[outcome["end_reason"]] += 1
         faults.update(f.split(":")[-1] for f in outcome["injected_faults"])
         imperfections.update(outcome["agent_imperfections"])
+        corrections.update(outcome.get("agent_corrections") or ())
         errors.update(e.split(":")[0] for e in outcome["errors"])
         environments[row["environment"]] += 1
         state = json.loads(row["final_state"])
@@ -68,6 +71,7 @@ def summarise(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "end_reasons": dict(end_reasons.most_common()),
         "injected_faults": dict(faults.most_common()),
         "agent_imperfections": dict(imperfections.most_common()),
+        "agent_corrections": dict(corrections.most_common()),
         "recorded_errors": dict(errors.most_common()),
         "environments": dict(environments),
         "state_rubric_met_rate": {k: round(v[0] / v[1], 4) for k, v in sorted(meets.items())},
@@ -86,6 +90,7 @@ def metrics(report: dict[str, Any]) -> dict[str, dict[str, float]]:
         "quarantined": report["quarantined"],
         **{f"seconds.{k}": v for k, v in report.get("seconds", {}).items()},
         **{f"imperfection.{k}": v for k, v in report["agent_imperfections"].items()},
+        **{f"corrected.{k}": v for k, v in report.get("agent_corrections", {}).items()},
         **{f"fault.{k}": v for k, v in report["injected_faults"].items()},
     }
     return {name: {"value": float(v), "step": 0} for name, v in values.items()}
@@ -99,7 +104,8 @@ def plots(report: dict[str, Any]) -> Figure:
         ("How dialogues ended", report["end_reasons"]),
         ("Injected faults and imperfections",
          {**{f"fault:{k}": v for k, v in report["injected_faults"].items()},
-          **{f"agent:{k}": v for k, v in report["agent_imperfections"].items()}}),
+          **{f"agent:{k}": v for k, v in report["agent_imperfections"].items()},
+          **{f"corrected:{k}": v for k, v in report.get("agent_corrections", {}).items()}}),
         ("State rubric met, by difficulty",
          {k.split("=")[1]: v for k, v in report["state_rubric_met_rate"].items() if k.startswith("difficulty")}),
         ("State rubric met, by persona",

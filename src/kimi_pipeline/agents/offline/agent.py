@@ -4,7 +4,13 @@ The agent's request (``agents.policy.policy_request``) carries the task, the see
 imperfection rates and the user's script in its context. Without a model, this program solves
 the task from its reference plan — asking for a withheld argument first, chaining '$ref' values
 from earlier tool results, retrying a retryable error once, stating the facts in its final
-answer, refusing unsupported requests — and, at the configured rates drawn once per episode from
+answer, refusing unsupported requests. At a configured rate it makes a mistake and corrects it
+(``CORRECTIONS``): one call first goes out without a required argument or with an argument named
+as in another tool (the API answers 400), under a near-miss of the tool's name, or with an id
+that is not in the world (404), and the next call, having read the error, is the right one —
+the recovery a tool-using model has to learn (a small one resends the refused call until the
+step limit), while the flawed call itself is kept out of SFT's labels
+(``curation.sft_format``). And, at the configured rates drawn once per episode from
 the seed, it errs: a wrong argument value, an omitted required argument, a skipped clarification
 (a guessed value), giving up midway, or claiming success without making the call. Each injected
 imperfection is reported once, in ``ChatResponse.meta["imperfections"]`` of the turn where it
@@ -48,6 +54,9 @@ class History:
 
     results: list[Any] = field(default_factory=list)  # parsed result of each completed step
     attempts: dict[int, int] = field(default_factory=dict)  # plan step -> calls made
+    retried: set[int] = field(default_factory=set)  # plan steps whose one retry is used
+    mistake_made: bool = False  # the corrected mistake was sent and refused (or answered)
+    mistake_retried: bool = False  # ... and its one retry after a 503 is used
     failure: tuple[str, dict[str, Any]] | None = None  # (tool, error) that ended the plan
     calls: int = 0
     said: list[str] = field(default_factory=list)  # assistant texts so far
@@ -81,7 +90,13 @@ def _retryable(error: dict[str, Any]) -> bool:
     )
 
 
-def read_history(messages: list[dict[str, Any]], semantics: dict[str, ToolSemantics]) -> History:
+def read_history(
+    messages: list[dict[str, Any]],
+    semantics: dict[str, ToolSemantics],
+    corrected_step: int | None = None,
+) -> History:
+    """``corrected_step``: the plan step whose first call is the episode's corrected mistake
+    (its refusal, or any answer but a 503, does not count: the next call redoes the step)."""
     history = History()
     pending: dict[str, tuple[str, dict[str, Any]]] = {}
     for message in messages:
@@ -100,7 +115,8 @@ def read_history(messages: list[dict[str, Any]], semantics: dict[str, ToolSemant
                 )
         elif role == "tool" and history.failure is None:
             name, args = pending.pop(message.get("tool_call_id"), (message.get("name", ""), {}))
-            _record(history, name, args, _parse(message.get("content")), semantics)
+            _record(history, name, args, _parse(message.get("content")), semantics,
+                    corrected_step)
         elif role == "user":
             history.user_texts.append(message.get("content") or "")
             history.user_marks.append(len(history.results))
@@ -115,14 +131,27 @@ def _record(
     args: dict[str, Any],
     result: Any,
     semantics: dict[str, ToolSemantics],
+    corrected_step: int | None = None,
 ) -> None:
     step = len(history.results)
     history.attempts[step] = history.attempts.get(step, 0) + 1
     error = _error(result)
+    if step == corrected_step and not history.mistake_made:
+        # the deliberate mistake: once the API has answered it (a 503 first: resent as it was),
+        # the next call is the corrected one
+        if error is not None and _retryable(error):
+            if history.mistake_retried:
+                history.failure = (name, error)
+            history.mistake_retried = True
+        else:
+            history.mistake_made = True
+        return
     if error is None:
         history.results.append(result)
         history.summaries.append(summarise(semantics.get(name), name, args, result))
-    elif not (_retryable(error) and history.attempts[step] == 1):
+    elif _retryable(error) and step not in history.retried:
+        history.retried.add(step)
+    else:
         history.failure = (name, error)
 
 
@@ -227,11 +256,29 @@ def capabilities(semantics: dict[str, ToolSemantics]) -> str:
 # --------------------------------------------------------------------------- imperfections
 
 
+@dataclass(frozen=True)
+class Mistake:
+    """The mistake an episode's agent makes once and corrects: at plan ``step``, ``kind`` (one of
+    ``CORRECTIONS``) strikes argument ``arg`` (or the tool name), ``replacement`` being the
+    wrong argument name or tool name it sends instead."""
+
+    step: int
+    kind: str
+    arg: str | None = None
+    replacement: str | None = None
+
+
 @dataclass
 class Flaws:
-    """The imperfections drawn for one episode: name -> (plan step, argument) it strikes."""
+    """The imperfections drawn for one episode: name -> (plan step, argument) it strikes; and
+    the mistake the agent corrects, if it makes one."""
 
     chosen: dict[str, tuple[int, str | None]]
+    corrected: Mistake | None = None
+
+    @property
+    def corrected_step(self) -> int | None:
+        return self.corrected.step if self.corrected else None
 
     def at(self, name: str, step: int) -> str | None | bool:
         hit = self.chosen.get(name)
@@ -244,9 +291,11 @@ def draw_flaws(
     rates: dict[str, float],
     semantics: dict[str, ToolSemantics],
     required: dict[str, tuple[str, ...]],
+    tools: list[dict[str, Any]] | None = None,
 ) -> Flaws:
     """Each imperfection is drawn with its rate (always consuming the same randomness, so one
-    rate never shifts another's draw) and placed on a step where it can happen."""
+    rate never shifts another's draw) and placed on a step where it can happen; then the
+    corrected mistake (``tools``: the offered tools, OpenAI format)."""
     rng = random.Random(f"agent:{task.get('task_id')}:{seed}")
     plan = task.get("plan") or []
     literal = [
@@ -280,7 +329,94 @@ def draw_flaws(
         options = places[name]
         if options and roll < rates.get(f"{name}_rate", 0.0):
             chosen[name] = options[int(pick * len(options))]
-    return Flaws(chosen)
+    struck = {step for step, _ in chosen.values()}
+    mistake = _draw_mistake(task, seed, rates, semantics, omittable, struck, tools or [])
+    return Flaws(chosen, mistake)
+
+
+# mistakes the agent makes and then corrects, each with the API's answer to it
+CORRECTIONS = {
+    "missing_argument": "400: a required property is missing",
+    "unexpected_argument": "400: an argument named as in another tool of the bundle",
+    "unknown_tool": "404: a near-miss of the tool's name (singular/plural, another verb)",
+    "unknown_id": "404: an id that is not in the world, on a read, update or delete",
+}
+_OTHER_VERB = {"get": "fetch", "list": "search", "search": "find", "create": "add",
+               "update": "edit", "delete": "remove", "fetch": "get", "find": "search"}
+
+
+def _near_miss(name: str, offered: set[str]) -> str | None:
+    """A tool name a model might write for ``name``: singular/plural swapped, or another verb."""
+    verb, _, rest = name.partition("_")
+    candidates = [name[:-1] if name.endswith("s") else name + "s"]
+    if rest and verb in _OTHER_VERB:
+        candidates.append(f"{_OTHER_VERB[verb]}_{rest}")
+    return next((c for c in candidates if c not in offered), None)
+
+
+def _draw_mistake(
+    task: dict[str, Any],
+    seed: int,
+    rates: dict[str, float],
+    semantics: dict[str, ToolSemantics],
+    omittable: list[tuple[int, str]],
+    struck: set[int],
+    tools: list[dict[str, Any]],
+) -> Mistake | None:
+    """Where the episode's corrected mistake goes, if it has one (own randomness, so the rate
+    shifts no other draw): a kind of ``CORRECTIONS`` that some step allows, then one of its
+    places. Only mistakes the API is sure to refuse are drawn (an extra argument only where the
+    schema forbids additional properties); a step struck by an imperfection is left alone."""
+    rng = random.Random(f"correction:{task.get('task_id')}:{seed}")
+    if rng.random() >= rates.get("corrected_mistake_rate", 0.0):
+        return None
+    plan = [(i, c) for i, c in enumerate(task.get("plan") or []) if i not in struck]
+    params = {fn["name"]: fn.get("parameters") or {} for fn in (t.get("function") or t
+                                                                 for t in tools)}
+    names = sorted({k for p in params.values() for k in p.get("properties") or ()})
+
+    def foreign(call: dict[str, Any]) -> list[str]:  # argument names of other tools only
+        schema = params.get(call["name"], {})
+        if schema.get("additionalProperties") is not False:
+            return []  # the API would take an extra argument without a word
+        own = schema.get("properties") or {}
+        return [n for n in names if n not in own and n not in call["arguments"]]
+
+    # kind -> places: (step, argument, what may replace it)
+    places: dict[str, list[tuple[int, str | None, list[str]]]] = {
+        "missing_argument": [(i, k, []) for i, k in omittable if i not in struck],
+        "unexpected_argument": [
+            (i, k, others) for i, c in plan for others in [foreign(c)] if others
+            for k in c["arguments"]
+        ],
+        "unknown_tool": [
+            (i, None, [miss]) for i, c in plan for miss in [_near_miss(c["name"], set(params))]
+            if miss
+        ],
+        "unknown_id": [
+            (i, sem.id_param, [])
+            for i, c in plan
+            for sem in [semantics.get(c["name"])]
+            if sem and sem.operation in ("read", "update", "delete")
+            and sem.id_param in c["arguments"]
+        ],
+    }
+    kinds = [kind for kind in CORRECTIONS if places[kind]]
+    if not kinds:
+        return None
+    kind = rng.choice(kinds)
+    step, arg, options = rng.choice(places[kind])
+    return Mistake(step, kind, arg, rng.choice(options) if options else None)
+
+
+def unknown_id(value: Any, known: str, rng: random.Random) -> Any:
+    """An id like ``value`` that occurs nowhere in ``known`` (the world's JSON text)."""
+    candidate = value
+    for _ in range(20):
+        candidate = wrong_value(candidate, None, rng)
+        if str(candidate) not in known:
+            return candidate
+    return f"{value}-x{rng.randint(100, 999)}"
 
 
 _ID_LIKE = re.compile(r"^(.*?)(\d+)$")
@@ -530,13 +666,41 @@ def _next_call(turn: Turn, step: int, values: dict[str, Any]) -> ChatResponse:
     if arg and arg in args:
         del args[arg]
         reported += ["missing_argument"] if first_try else []
+    mistake = None
+    if not turn.history.mistake_made:
+        name, mistake = _mistake(turn, step, name, args)
     call = ToolCall(id=f"call_{turn.history.calls}", name=name, arguments=args)
     return ChatResponse(
         content=None,
         tool_calls=[call],
-        meta={"imperfections": reported},
+        meta={
+            "imperfections": reported,
+            "corrections": [mistake] if mistake and first_try else [],
+        },
         usage=Usage(completion_tokens=len(json.dumps(args)) // 4 + 8),
     )
+
+
+def _mistake(turn: Turn, step: int, name: str, args: dict[str, Any]) -> tuple[str, str | None]:
+    """The tool name to call and the kind of mistake made, if the episode's corrected mistake
+    belongs to this call (``args`` altered in place)."""
+    mistake = turn.flaws.corrected
+    if mistake is None or mistake.step != step:
+        return name, None
+    if mistake.kind == "unknown_tool":
+        return mistake.replacement or name, mistake.kind
+    if mistake.arg not in args:
+        return name, None
+    if mistake.kind == "missing_argument":
+        del args[mistake.arg]
+    elif mistake.kind == "unexpected_argument":
+        args[mistake.replacement] = args.pop(mistake.arg)
+    else:
+        world = json.dumps([turn.task.get("initial_state"), turn.history.results], default=str)
+        args[mistake.arg] = unknown_id(
+            args[mistake.arg], world, random.Random(f"unknown:{turn.episode}")
+        )
+    return name, mistake.kind
 
 
 def _hallucination(turn: Turn, step: int) -> ChatResponse:
@@ -602,12 +766,15 @@ def offline_agent(request: ChatRequest) -> ChatResponse:
     ctx = request.context
     task, seed = ctx["task"], int(ctx.get("seed", 0))
     semantics, schemas, required = _tool_maps(request.tools)
+    flaws = draw_flaws(
+        task, seed, ctx.get("imperfections") or {}, semantics, required, request.tools
+    )
     turn = Turn(
         task,
         semantics,
         schemas,
-        read_history(request.messages, semantics),
-        draw_flaws(task, seed, ctx.get("imperfections") or {}, semantics, required),
+        read_history(request.messages, semantics, flaws.corrected_step),
+        flaws,
         f"{task.get('task_id')}:{seed}",
         ctx.get("user") or {},
     )
