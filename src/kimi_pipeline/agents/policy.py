@@ -13,7 +13,7 @@ sometimes fail in the ways real models fail, or the filter has nothing to reject
 (``IMPERFECTIONS``), each reported in ``ChatResponse.meta["imperfections"]`` of the turn where it
 happens: the ground truth the judge's verdicts are checked against (``judge.quality``). It also
 holds the rate of mistakes the agent corrects (a refused call, then the right one), reported in
-``meta["corrections"]``: the trajectory stays correct, and it teaches recovery from an error.
+``meta["corrections"]``: the trajectory stays correct and shows the recovery from an error.
 """
 
 from __future__ import annotations
