@@ -211,8 +211,8 @@ def test_k_samples_share_one_prefill():
     alone = copies.sample([p for p in PROMPTS for _ in range(3)], 8, temperature=0)
     assert copies.stats.prefill_calls == 3 * len(PROMPTS)
     assert [r.token_ids for r in rows] == [r.token_ids for r in alone]
-    for a, b in zip(rows, alone):
-        assert max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs)) < 1e-5
+    for a, b in zip(rows, alone):  # other batch shapes, other fp32 kernels: 1.2e-5 on Zen 4
+        assert max(abs(x - y) for x, y in zip(a.logprobs, b.logprobs)) < 1e-4
 
 
 def test_weights_are_rebuilt_when_the_model_changes():
