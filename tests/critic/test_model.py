@@ -113,6 +113,22 @@ def test_verifier_pairs_split_by_task_and_refinement_is_measured(policy):
         p.split == "heldout" for p in pairs)
 
 
+def test_features_average_the_configured_band_of_layers(policy):
+    """A band of layers is the mean of its layers' features; a one-layer band is that layer."""
+    items = [("Answer the question.", "river stone correct"), ("Answer the question.", "wrong")]
+
+    def features(band):
+        return make_critic(policy, CriticModelConfig(feature_layers=band, dtype="float32"),
+                           RUBRICS).features(items)
+
+    first, second = features((0.5, 0.5)), features((1.0, 1.0))  # layers 1 and 2 of 2
+    assert not torch.allclose(torch.tensor(first), torch.tensor(second))
+    both = features((0.5, 1.0))
+    assert torch.allclose(torch.tensor(both), torch.tensor((first + second) / 2), atol=1e-5)
+    saved_before_bands = {"config": {"kind": "bradley_terry", "feature_depth": 1.0}}
+    assert load_critic(policy, RUBRICS, saved_before_bands).config.feature_layers == (1.0, 1.0)
+
+
 def test_refining_without_train_pairs_says_why(policy):
     critic = make_critic(policy, CriticModelConfig(), RUBRICS)
     with pytest.raises(ValueError, match="answered both right and wrong"):
