@@ -127,6 +127,8 @@ def test_features_average_the_configured_band_of_layers(policy):
     assert torch.allclose(torch.tensor(both), torch.tensor((first + second) / 2), atol=1e-5)
     saved_before_bands = {"config": {"kind": "bradley_terry", "feature_depth": 1.0}}
     assert load_critic(policy, RUBRICS, saved_before_bands).config.feature_layers == (1.0, 1.0)
+    with pytest.raises(ValueError, match="0 < first <= last <= 1"):
+        CriticModelConfig(feature_layers=(0.6, 0.3))
 
 
 def test_refining_without_train_pairs_says_why(policy):

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sklearn.linear_model import LogisticRegression
 
 from kimi_pipeline import precision
@@ -109,6 +109,14 @@ class CriticModelConfig(BaseModel):
     enforce_rules: bool = Field(
         True, description="Mandatory prescriptive rubrics decide a pair in code when exactly one "
         "side breaks their rule; false leaves every decision to the learned critic.")
+
+    @field_validator("feature_layers")
+    @classmethod
+    def _band(cls, band: tuple[float, float]) -> tuple[float, float]:
+        if not (0.0 < band[0] <= band[1] <= 1.0):
+            raise ValueError(f"feature_layers {list(band)}: two fractions of the depth, "
+                             "0 < first <= last <= 1")
+        return band
 
 
 class Critic(Protocol):
@@ -236,7 +244,7 @@ class BradleyTerryCritic:
         """First and last hidden layer of the feature band (1-based, both included)."""
         layers = self._model.config.num_hidden_layers
         first, last = (max(1, min(layers, round(f * layers))) for f in self.config.feature_layers)
-        return first, max(first, last)
+        return first, last
 
     def _encode(self, prompt: str, response: str) -> tuple[list[int], int]:
         """Token ids of the (prompt, response) chat and where the response starts."""
