@@ -283,6 +283,14 @@ def error_type(result: Any) -> str | None:
     return None
 
 
+def result_error(content: Any) -> str | None:
+    """The error type of a tool result's content (None: no error); only text that mentions
+    "error" is parsed."""
+    if isinstance(content, str) and '"error"' not in content:
+        return None
+    return error_type(parse_result(content))
+
+
 AGENT_ERRORS = ("invalid_arguments", "invalid_json", "unknown_tool", "not_found")  # its own doing
 
 
@@ -295,12 +303,8 @@ def corrected_calls(messages: list[dict[str, Any]]) -> set[str]:
     same call."""
     results: dict[str, str | None] = {}  # call id -> its error type (None: it went through)
     for message in messages:
-        content = message.get("content")
-        if message.get("role") == "tool":  # only results that mention "error" need parsing
-            maybe = '"error"' in content if isinstance(content, str) else True
-            results[message.get("tool_call_id")] = (
-                error_type(parse_result(content)) if maybe else None
-            )
+        if message.get("role") == "tool":
+            results[message.get("tool_call_id")] = result_error(message.get("content"))
     moves = [m.get("tool_calls") or () for m in messages if m.get("role") in ("assistant", "user")]
     corrected = set()
     for calls, after in zip(moves, moves[1:]):  # a user message is a move without calls

@@ -26,9 +26,8 @@ from jsonschema.exceptions import best_match
 from kimi_pipeline.judge.episode import (
     corrected_calls,
     decoded,
-    error_type,
-    parse_result,
     plain_messages,
+    result_error,
 )
 from kimi_pipeline.records import Trajectory
 from kimi_pipeline.registry import registrar
@@ -207,11 +206,8 @@ def _final_turn(d: Dialogue) -> Iterator[str]:
 @register_format_check("execution")
 def _execution(d: Dialogue) -> Iterator[str]:
     for index, message in enumerate(d.messages):
-        content = message.get("content")
         if message.get("role") != "tool" or message.get("tool_call_id") in d.corrected:
             continue
-        # only results mentioning "error" can be errors: skip parsing the others
-        if not (isinstance(content, str) and '"error"' not in content):
-            kind = error_type(parse_result(content))
-            if kind in REFUSED_CALLS:
-                yield f"tool_error: {kind} from {message.get('name')} (message {index})"
+        kind = result_error(message.get("content"))
+        if kind in REFUSED_CALLS:
+            yield f"tool_error: {kind} from {message.get('name')} (message {index})"
