@@ -8,6 +8,7 @@ from transformers import PreTrainedTokenizerFast
 
 from kimi_pipeline.training.chat import (
     CHAT_TEMPLATE,
+    CHATML_TOOLS_TEMPLATE,
     IGNORE_INDEX,
     has_generation_markers,
     render_chat,
@@ -129,6 +130,23 @@ def test_string_arguments_are_kept_verbatim():
                                               "function": {"name": "f", "arguments": '{"b": 2}'}}]}
     ]
     assert '<|tool_call|>{"name": "f", "arguments": {"b": 2}}<|/tool_call|>' in render_chat(msgs)
+
+
+@pytest.mark.parametrize("template", [CHAT_TEMPLATE, CHATML_TOOLS_TEMPLATE])
+def test_call_arguments_follow_the_signature_order_then_their_own(template):
+    tool = {"name": "book", "parameters": {"type": "object", "required": ["zone"], "properties": {
+        "zone": {"type": "string"}, "at": {"type": "object"}, "seats": {"type": "integer"}}}}
+    arguments = {"seats": 2, "note": "é", "at": {"m": 1, "h": 9}, "zone": "z"}
+    msgs = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "", "tool_calls": [
+        {"type": "function", "function": {"name": "book", "arguments": arguments}},
+        {"type": "function", "function": {"name": "unknown", "arguments": {"b": 1, "a": 2}}}]}]
+    text = render_chat(msgs, [{"type": "function", "function": tool}], template=template)
+    assert ('{"name": "book", "arguments": {"zone": "z", "at": {"m": 1, "h": 9}, "seats": 2, '
+            '"note": "é"}}') in text
+    assert '{"name": "unknown", "arguments": {"b": 1, "a": 2}}' in text
+    without_tools = render_chat(msgs, None, template=template)
+    assert '"arguments": {"seats": 2, "note": "é", "at": {"m": 1, "h": 9}, "zone": "z"}' in (
+        without_tools)
 
 
 def test_tokenizer_template_has_generation_markers(tokenizer):

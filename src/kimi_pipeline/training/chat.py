@@ -1,7 +1,8 @@
 """Chat template of the base model and rendering of SFT examples with assistant-only labels.
 
 ``CHAT_TEMPLATE`` renders OpenAI-format conversations (``tools``, assistant ``tool_calls``,
-``tool`` results) with the base tokenizer's role and tool-call special tokens. Assistant content,
+``tool`` results) with the base tokenizer's role and tool-call special tokens. A call's
+arguments are written in its tool's signature order (see ``_ARGUMENTS``). Assistant content,
 tool calls and the closing ``<|end|>`` sit inside ``{% generation %}`` markers, so Hugging Face's
 ``apply_chat_template(..., return_assistant_tokens_mask=True)`` knows which characters the model
 must learn to produce.
@@ -68,9 +69,22 @@ _TOOLS_BLOCK = (
     + _TOOL_SIGNATURE
     + "{% endfor %}<|/tools|>{% endif %}"
 )
+# A call's arguments in the order its tool's signature declares them (required ones first, as
+# the tools list them), then any key the tool does not declare, in the call's own order. A small
+# model writes a call by walking the signature it was shown; alphabetical keys made it reorder
+# them, and dropped required ones more often (docs/stages/sft.md). A string is kept verbatim.
 _ARGUMENTS = (
     "{% if call.arguments is string %}{{ call.arguments }}"
-    "{%- else %}{{ call.arguments | tojson(sort_keys=true) }}{% endif %}"
+    "{%- else %}{% set order = namespace(keys=[]) %}"
+    "{%- for tool in tools or [] %}"
+    "{% set f = tool.function if tool.function is defined else tool %}"
+    "{%- if f.name == call.name %}{% for key in (f.parameters or {}).properties or {} %}"
+    "{%- if key in call.arguments and key not in order.keys %}"
+    "{% set order.keys = order.keys + [key] %}{% endif %}{% endfor %}{% endif %}{% endfor %}"
+    "{%- for key in call.arguments %}{% if key not in order.keys %}"
+    "{% set order.keys = order.keys + [key] %}{% endif %}{% endfor %}"
+    "{{- '{' }}{% for key in order.keys %}{{ key | tojson }}: {{ call.arguments[key] | tojson }}"
+    "{{- ', ' if not loop.last }}{% endfor %}{{ '}' }}{% endif %}"
 )
 _TOOL_CALL = (
     "{%- for tc in message.tool_calls %}"
