@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kimi_pipeline.agents.policy import to_openai
 from kimi_pipeline.envs.base import make_environment
 from kimi_pipeline.llm.tool_parsing import detect_format, extract_tool_calls, formats
-from kimi_pipeline.records import ToolSpec
-from kimi_pipeline.training.chat import CHAT_TEMPLATE
+from kimi_pipeline.records import Message, ToolSpec
+from kimi_pipeline.training.chat import CHAT_TEMPLATE, render_chat
 
 CALL = '{"name": "search_orders", "arguments": {"customer": "Zoë", "limit": 1}}'
 
@@ -83,6 +84,21 @@ def test_unterminated_call_is_an_error():
     assert out.content == "Sure."
     assert out.calls[0].name == "search_orders" and out.calls[0].raw_arguments
     assert "unterminated" in out.errors[0]
+
+
+@pytest.mark.parametrize("body", [
+    '{"name": "create_table", "arguments": {"name": "audit", "columns": {"who": "A"}',
+    '{"name": "update_station", "arguments": {"status": "up", "bad": "status": "x"}}',
+    '{"name": "f", "arguments": {"a": "b}}',
+])
+def test_a_bad_call_returns_to_the_context_as_the_model_wrote_it(body):
+    """The next turn's prompt shows the unreadable call as written, not wrapped in a second
+    call (which a small model then copied into every later call)."""
+    [call] = extract_tool_calls(f"<|tool_call|>{body}<|/tool_call|>", "kimi").calls
+    assert call.raw_arguments is not None and call.name and call.name in body
+    turn = to_openai(Message(role="assistant", content="", tool_calls=[call]))
+    text = render_chat([{"role": "user", "content": "hi"}, turn], template=CHAT_TEMPLATE)
+    assert f"<|assistant|><|tool_call|>{body}<|/tool_call|><|end|>" in text
 
 
 def test_environment_records_a_bad_call_like_an_endpoints():

@@ -130,6 +130,7 @@ def bare_json(text: str) -> tuple[str, list[Block]]:
 # ------------------------------------------------------------------------- reading one block
 
 _NAME = re.compile(r'"name"\s*:\s*"([^"\\]{1,64})"')
+_CALL_HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*"([^"\\]{1,64})"\s*,\s*"arguments"\s*:\s*')
 
 
 def read_block(block: Block, call_id: str) -> tuple[ToolCall, str | None]:
@@ -160,8 +161,18 @@ def read_block(block: Block, call_id: str) -> tuple[ToolCall, str | None]:
 
 
 def _unreadable(text: str, call_id: str, why: str) -> tuple[ToolCall, str]:
-    """Salvage the name (so the environment can say which tool's JSON was bad); keep the
-    whole block as written in ``raw_arguments``."""
+    """Salvage the name (so the environment can say which tool's JSON was bad) and keep the
+    arguments text as written in ``raw_arguments``: when the block opens the way the chat
+    templates write a call (``{"name": "…", "arguments": ``), the text after that opening,
+    less the object's closing brace, so that the template, which wraps raw arguments in that
+    opening again, shows the model its own call as it wrote it in the next turn's context
+    (the whole block there nested one call inside another, and a small model copied the
+    nesting into every later call); otherwise the whole block."""
+    head = _CALL_HEAD.match(text)
+    if head:
+        rest = text[head.end():].rstrip()
+        raw = rest[:-1] if rest.endswith("}") else rest
+        return ToolCall(id=call_id, name=head.group(1), raw_arguments=raw), why
     name = _NAME.search(text)
     return ToolCall(id=call_id, name=name.group(1) if name else "", raw_arguments=text), why
 
