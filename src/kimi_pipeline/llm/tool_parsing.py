@@ -17,7 +17,8 @@ reader turns a block's JSON into a ``ToolCall``.
 
 Model output is untrusted, so parsing never raises. A call that cannot be read is still
 returned, shaped the way the ``openai`` backend shapes a call with bad arguments: ``name`` as
-far as it could be read ('' when not at all) and the text kept in ``raw_arguments``. The
+far as it could be read ('' when not at all) and the arguments text as written kept in
+``raw_arguments`` (so the next turn's prompt renders the call as the model wrote it). The
 environment then answers it with an ``unknown_tool`` / ``invalid_json`` error that the
 episode records, exactly as for an endpoint's malformed call. Each such call adds one line to
 ``errors``; an unterminated block (no closing tag: the turn or the token budget ended inside
