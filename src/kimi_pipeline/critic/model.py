@@ -243,8 +243,8 @@ class BradleyTerryCritic:
     def _layers(self) -> tuple[int, int]:
         """First and last hidden layer of the feature band (1-based, both included)."""
         layers = self._model.config.num_hidden_layers
-        first, last = (max(1, min(layers, round(f * layers))) for f in self.config.feature_layers)
-        return first, last
+        first, last = self.config.feature_layers
+        return max(1, round(first * layers)), max(1, round(last * layers))
 
     def _encode(self, prompt: str, response: str) -> tuple[list[int], int]:
         """Token ids of the (prompt, response) chat and where the response starts."""

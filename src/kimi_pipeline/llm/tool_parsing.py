@@ -131,7 +131,8 @@ def bare_json(text: str) -> tuple[str, list[Block]]:
 # ------------------------------------------------------------------------- reading one block
 
 _NAME = re.compile(r'"name"\s*:\s*"([^"\\]{1,64})"')
-_CALL_HEAD = re.compile(r'\s*\{\s*"name"\s*:\s*"([^"\\]{1,64})"\s*,\s*"arguments"\s*:\s*')
+# how the chat templates open a call: {"name": "<tool>", "arguments":
+_CALL_HEAD = re.compile(r'\s*\{\s*' + _NAME.pattern + r'\s*,\s*"arguments"\s*:\s*')
 
 
 def read_block(block: Block, call_id: str) -> tuple[ToolCall, str | None]:
