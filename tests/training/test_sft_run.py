@@ -100,6 +100,38 @@ def test_each_zero_stage_trains_and_saves_a_loadable_model(tmp_path, repo_root, 
     assert any(not torch.equal(trained[k], initial[k]) for k in trained)
 
 
+@pytest.mark.parametrize("stage", [2, 3])
+def test_lora_trains_adapters_and_saves_them_merged_into_the_checkpoint(tmp_path, repo_root,
+                                                                          stage):
+    cfg = config(tmp_path, lora={"rank": 4, "alpha": 8})
+    cfg.engine.zero_stage = stage
+    prepared = prepare(sft_frame(), cfg, tmp_path)
+    result = sft.train(prepared, cfg)
+    losses = _losses(result)
+    assert losses[-1] < losses[0]
+    initial = load_file(str(prepared.initial.path / "model.safetensors"))
+    trained = weights(result)
+    assert trained.keys() == initial.keys()  # a plain checkpoint: no adapter tensors left
+    total = sum(t.numel() for t in initial.values())
+    assert 0 < result["trainable_parameters"] < total / 5
+    changed = {k for k in trained if not torch.equal(trained[k], initial[k])}
+    assert "model.embed_tokens.weight" not in changed  # frozen, not adapted
+    assert any(k.endswith("self_attn.q_proj.weight") for k in changed)
+    assert any(k.endswith("mlp.down_proj.weight") for k in changed)
+    assert not any("norm" in k for k in changed)
+
+
+def test_lora_and_trainable_layers_together_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="lora or trainable_layers"):
+        config(tmp_path, lora={"rank": 4}, trainable_layers=1)
+
+
+@pytest.mark.parametrize("optimizer", [{"name": "muonclip"}, {"name": "adamw", "qk_clip_tau": 50}])
+def test_lora_with_qk_clip_is_refused(optimizer):
+    with pytest.raises(ValueError, match="QK-Clip"):
+        sft.SftConfig.model_validate({"train": {"lora": {"rank": 4}}, "optimizer": optimizer})
+
+
 def test_two_process_zero3_matches_one_process(tmp_path, repo_root):
     """Same global batch (2 rows × 2): 1 process × 2 accumulation steps vs 2 processes × 1."""
     one = config(tmp_path / "one", accumulation=2, max_steps=4)

@@ -168,6 +168,7 @@ def main(spec_path: str) -> None:
     import torch
 
     from kimi_pipeline.training import engine as ds_engine
+    from kimi_pipeline.training.adapters import attach_lora, merge_lora
     from kimi_pipeline.training.loop import (
         MetricsSink, Trainer, autocast_dtype, freeze_below, schedule, seed_everything, total_steps,
     )
@@ -189,7 +190,12 @@ def main(spec_path: str) -> None:
     validation = torch.load(spec.validation_data) if spec.validation_data else None
     steps = total_steps(spec.train, len(train["input_ids"]), world)
     trainable = freeze_below(model, spec.train.trainable_layers)
-    flops = flops_per_token(model, spec.context_tokens)  # before ZeRO-3 partitions the weights
+    lora = spec.train.lora
+    # before ZeRO-3 partitions the weights
+    flops = flops_per_token(model, spec.context_tokens, adapters=lora is not None)
+    if lora is not None:
+        model = attach_lora(model, lora)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     setup = prepare_optimizer(model, spec.optimizer, ds_engine.zero_stage(spec.deepspeed))
     config = ds_engine.resolve_deepspeed_config(
         spec.deepspeed, spec.train.micro_batch_size, spec.train.accumulation,
@@ -211,7 +217,11 @@ def main(spec_path: str) -> None:
     state = ds_engine.consolidated_state_dict(engine)
     if rank == 0:
         final, staging = run_dir / "final", run_dir / ".final.tmp"
-        engine.module.save_pretrained(str(staging), state_dict=state)
+        if lora is None:
+            engine.module.save_pretrained(str(staging), state_dict=state)
+        else:  # the checkpoint with the adapters merged in: a plain folder for later stages
+            initial = load_model(spec.initial_model, spec.attn_implementation)
+            merge_lora(initial, lora, state).save_pretrained(str(staging))
         tokenizer.save_pretrained(str(staging))
         replace_folder(staging, final)
         result = {**summary, "world_size": world, "peak_flops": peak,

@@ -32,6 +32,7 @@ import torch.distributed as dist
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kimi_pipeline import precision
+from kimi_pipeline.training.adapters import LoraConfig, unwrapped
 from kimi_pipeline.training.chat import IGNORE_INDEX
 from kimi_pipeline.training.objectives import make_objective
 from kimi_pipeline.training.packing import forward_packed
@@ -88,15 +89,22 @@ class TrainConfig(BaseModel):
         "stops N blocks down: a CPU fine-tune of a pretrained checkpoint learns the tool-call "
         "format ~1.7x faster per step with the top third trainable. Null trains everything."
     )
+    lora: LoraConfig | None = Field(
+        None, description="Train LoRA adapters on a frozen checkpoint instead of its weights "
+        "(training/adapters.py); the saved model has them merged in. Null: full fine-tuning."
+    )
     seed: int = Field(0, description="Seed of data order and every RNG.")
 
     @model_validator(mode="after")
-    def _some_steps_learn_the_labels(self) -> TrainConfig:
+    def _settings_agree(self) -> TrainConfig:
         if self.max_steps is not None and self.all_token_steps >= self.max_steps:
             raise ValueError(
                 f"all_token_steps ({self.all_token_steps}) must be below max_steps "
                 f"({self.max_steps}): otherwise no step learns the rows' own labels"
             )
+        if self.lora is not None and self.trainable_layers is not None:
+            raise ValueError("set either lora or trainable_layers: adapters already leave "
+                             "every weight of the checkpoint frozen")
         return self
 
 
@@ -117,7 +125,7 @@ def next_token_loss(
     any head-side scaling or soft-capping the model applies still happens inside its forward.
     A model whose forward has no ``logits_to_keep`` (older remote code) gets the full head.
     """
-    module = getattr(engine, "module", engine)
+    module = unwrapped(getattr(engine, "module", engine))
     if not labelled_only or "logits_to_keep" not in inspect.signature(module.forward).parameters:
         return forward_packed(engine, batch).loss
     labels = batch["labels"]

@@ -93,20 +93,25 @@ def parameter_counts(model: torch.nn.Module) -> dict[str, int]:
             "non_embedding": total - embedding.numel()}
 
 
-def flops_per_token(model: PreTrainedModel, context: float) -> float:
+def flops_per_token(model: PreTrainedModel, context: float, adapters: bool = False) -> float:
     """Training FLOPs per token: 6·(non-embedding params [+ head if tied]) + attention.
 
     Frozen blocks (``TrainConfig.trainable_layers``) sit below the trained ones, so they run
-    forward only: 2 FLOPs per weight instead of 6, and their attention a third as much."""
+    forward only: 2 FLOPs per weight instead of 6, and their attention a third as much. With
+    ``adapters`` (LoRA: every weight frozen, adapters in every block) backward still runs
+    through every block but computes no weight gradients: 4 FLOPs per weight, attention in full
+    (the adapters' own small matmuls are left out)."""
     cfg = model.config
     counts = parameter_counts(model)
     matmul = counts["non_embedding"]
     if getattr(cfg, "tie_word_embeddings", False):
         matmul += counts["embedding"]  # the head still multiplies by the (shared) matrix
     blocks = model.get_decoder().layers
+    attention = 12 * cfg.hidden_size * context / 2  # per block, causal: half
+    if adapters:
+        return 4.0 * matmul + attention * len(blocks)
     frozen = [b for b in blocks if not any(p.requires_grad for p in b.parameters())]
     frozen_weights = sum(p.numel() for b in frozen for p in b.parameters())
-    attention = 12 * cfg.hidden_size * context / 2  # per block, causal: half
     return (6.0 * (matmul - frozen_weights) + 2.0 * frozen_weights
             + attention * (len(blocks) - len(frozen) + len(frozen) / 3))
 

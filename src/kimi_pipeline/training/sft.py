@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import polars as pl
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kimi_pipeline.training.chat import IGNORE_INDEX, render_with_mask
 from kimi_pipeline.training.engine import EngineConfig, load_deepspeed_config
@@ -73,6 +73,16 @@ class SftConfig(BaseModel):
         "(and reuse a finished one); false starts it over."
     )
     progress: bool = Field(True, description="Progress bar while training.")
+
+    @model_validator(mode="after")
+    def _qk_clip_needs_trainable_projections(self) -> SftConfig:
+        if self.train.lora is not None and (
+                self.optimizer.name == "muonclip" or self.optimizer.qk_clip_tau is not None):
+            raise ValueError(
+                "QK-Clip (optimizer muonclip, or qk_clip_tau) rescales the q_proj/k_proj "
+                "weights, which train.lora keeps frozen: use lora with adamw or muon, or set "
+                "train.lora: null for full fine-tuning")
+        return self
 
 
 @dataclass
