@@ -118,6 +118,11 @@ class EvaluationConfig(BaseModel):
     temperature: float = Field(0.7, ge=0, description="Sampling temperature (the gym's).")
     max_new_tokens: int = Field(160, ge=1, description="Token budget per answer.")
     max_tasks: int | None = Field(None, ge=1, description="Cap on held-out tasks (quick runs).")
+    backend: BackendConfig | None = Field(
+        None, description="How the table is sampled (in the Kedro process, after training): "
+        "an hf backend configuration, e.g. the gym's two single-thread processes; null uses "
+        "rl.rollout, the settings of the training worker's sampler."
+    )
 
 
 class EpisodesConfig(BaseModel):

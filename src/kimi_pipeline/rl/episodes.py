@@ -1,13 +1,13 @@
 """Multi-turn tool-use rollouts for RL: the policy plays tasks as the agent, and only the tokens
 it sampled itself carry loss.
 
-The RL stage trains the agent on whole episodes of the synthesis world: ``play_tool_episodes``
-plays K episodes of each work item (``agents.rollout.plan_work``) through ``agents.episode.run_episode``
-with the policy served by ``HFBackend`` in the agent's seat, the user simulator as the user and
-the task's environment executing the calls. All episodes run concurrently under asyncio, so the
-backend micro-batches their moves. The K episodes of a task form a group (the objective's
-baseline is the group's mean reward); each gets its own seed, derived from the rollout seed, the
-task and the sample index, so the user's wording, the tool faults and the samples differ.
+The RL stage trains the agent on whole episodes of the synthesis world: ``play_tool_episodes`` plays
+K episodes of each work item (``agents.rollout.plan_work``) through ``agents.episode.run_episode``
+with the policy served by ``HFBackend`` in the agent's seat, the user simulator as the user and the
+task's environment executing the calls. All episodes run concurrently under asyncio, so the backend
+micro-batches their moves. The K episodes of a task form a group (the objective's baseline is the
+group's mean reward); each gets its own seed, derived from the rollout seed, the task and the sample
+index, so the user's wording, the tool faults and the samples differ.
 
 **Recording.** Each episode's agent seat is a ``TurnRecorder``: it sends every request with the
 rollout's temperature and token budget and keeps, per agent turn, what the backend reports in

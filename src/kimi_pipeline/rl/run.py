@@ -183,7 +183,7 @@ def evaluate(models: dict[str, str], tasks: list[GymTask], config: RLConfig,
     gym = GymConfig(domains={t.domain: [1] for t in tasks} or {"math": [1]},
                     samples=settings.samples, temperature=settings.temperature,
                     max_new_tokens=settings.max_new_tokens, generation_seed=config.train.seed,
-                    backend=config.rollout.model_copy(update={"kind": "hf"}),
+                    backend=(settings.backend or config.rollout).model_copy(update={"kind": "hf"}),
                     judges=config.rewards.judges, verify_workers=config.rewards.verify_workers,
                     system_prompt=config.pool.system_prompt)
     frames = []
