@@ -195,7 +195,7 @@ def main(spec_path: str) -> None:
     flops = flops_per_token(model, spec.context_tokens, adapters=lora is not None)
     if lora is not None:
         model = attach_lora(model, lora)
-        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        trainable, _ = model.get_nb_trainable_parameters()
     setup = prepare_optimizer(model, spec.optimizer, ds_engine.zero_stage(spec.deepspeed))
     config = ds_engine.resolve_deepspeed_config(
         spec.deepspeed, spec.train.micro_batch_size, spec.train.accumulation,
