@@ -28,6 +28,13 @@ per sampled token, in the order they paid:
   untied LM head. The copies double the model's memory; they are rebuilt when its parameters
   change (RL updates the policy in place).
 - **Finished rows leave the batch** at once (their share of every matmul is saved).
+- **Prompts that extend a cached one** (``prefix_cache_bytes``, ``llm.prefix_cache``): an agent
+  move's prompt is the last move's plus the reply, tool results and user turn; its cached
+  prefix's keys/values are copied into its prompt columns and only the new tokens run,
+  attending to them. On the default SFT evaluation (24 episodes, the SFT model, fp32, two
+  single-thread processes on a Zen 4 EPYC) 75 % of the 92k prompt tokens were reused: prefill
+  56 s against 157 s, the evaluation 156 s against 253 s, every episode the same. Forked parts
+  send back only the keys/values they computed.
 
 Rejected, measured: ``torch.compile`` of the step (the first compile had not finished after
 13 minutes on the 2 shared cores); MKL's packed sgemm (``torch.ops.mkl._mkl_linear``: ~8% per
@@ -68,6 +75,7 @@ import torch.nn.functional as F
 
 from kimi_pipeline.llm.forked import can_fork, run_forked, split_by_cost
 from kimi_pipeline.llm.llama_weights import Layer, LlamaWeights, fast_path_refusal
+from kimi_pipeline.llm.prefix_cache import Extension, PrefixCache
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +97,11 @@ class SamplerStats:
 
     calls: int = 0
     prefill_calls: int = 0
-    prefill_tokens: int = 0
+    prefill_tokens: int = 0  # prompt tokens run through the model (not those reused)
     decode_steps: int = 0
     sampled_tokens: int = 0
     compactions: int = 0
+    prefix_reused_tokens: int = 0  # prompt tokens whose keys/values came from the prefix cache
     prefill_s: float = 0.0  # wall seconds (of the slowest process when a call is split)
     decode_s: float = 0.0
 
@@ -100,7 +109,7 @@ class SamplerStats:
         """Fold in the stats of one call's parallel parts: counts add up, seconds are the
         slowest part's (they ran side by side)."""
         for name in ("prefill_calls", "prefill_tokens", "decode_steps", "sampled_tokens",
-                     "compactions"):
+                     "compactions", "prefix_reused_tokens"):
             setattr(self, name, getattr(self, name) + sum(getattr(p, name) for p in parts))
         self.prefill_s += max(p.prefill_s for p in parts)
         self.decode_s += max(p.decode_s for p in parts)
@@ -132,10 +141,14 @@ class _Batch:
 class Sampler:
     """Samples from ``model`` (an HF causal LM, eval mode); the fast path when it applies."""
 
-    def __init__(self, model: Any, fast: bool = True, processes: int = 1):
+    def __init__(self, model: Any, fast: bool = True, processes: int = 1,
+                 prefix_cache_bytes: int = 0):
         """``fast=False`` forces the generic path through the model's own forward.
         ``processes`` > 1 splits each call's prompts over that many processes (``llm.forked``:
-        forked, each with the caller's torch thread count) where the model is on a CPU."""
+        forked, each with the caller's torch thread count) where the model is on a CPU.
+        ``prefix_cache_bytes`` > 0 keeps that much of prefilled prompts' keys/values
+        (``llm.prefix_cache``, fast path only): a later prompt prefills only what follows its
+        longest cached prefix."""
         self.model = model
         self.processes = processes
         reason = fast_path_refusal(model) if fast else "fast path switched off"
@@ -143,6 +156,8 @@ class Sampler:
         self.reason = reason
         self.stats = SamplerStats()
         self._weights: LlamaWeights | None = None
+        self.prefixes = (PrefixCache(prefix_cache_bytes)
+                         if prefix_cache_bytes > 0 and self.path == "fast" else None)
         if reason is not None and fast:
             key = (id(model), reason)
             if key not in _WARNED:
@@ -188,20 +203,28 @@ class Sampler:
         ranges = split_by_cost(costs, self.processes)
         seeds = torch.randint(2 ** 62, (len(ranges),), generator=generator).tolist()
 
-        def part(prompts: range, seed: int):
-            def run() -> tuple[list[Sample], SamplerStats]:
+        def part(prompts: range, seed: int, first: bool):
+            def run() -> tuple[list[Sample], SamplerStats, list[Extension]]:
                 rows = slice(prompts.start * k, prompts.stop * k)
                 sub = _Batch([batch.prompts[i] for i in prompts], k, batch.budgets[rows],
                              batch.stops[rows])
                 stats = SamplerStats()
                 draw = torch.Generator(device=device).manual_seed(seed)
-                return _Loop(self._engine(stats), sub, temperature, draw, stats).run(), stats
+                engine = self._engine(stats)
+                samples = _Loop(engine, sub, temperature, draw, stats).run()
+                # the first part runs here and filled this cache itself; a child's additions
+                # die with it unless sent back (only what it computed: see PrefixCache.add)
+                return samples, stats, [] if first else getattr(engine, "extensions", [])
             return run
 
-        results = run_forked([part(r, s) for r, s in zip(ranges, seeds)],
+        results = run_forked([part(r, s, i == 0) for i, (r, s) in enumerate(zip(ranges, seeds))],
                              torch.get_num_threads())
-        self.stats.add_parts([stats for _, stats in results])
-        return [sample for samples, _ in results for sample in samples]
+        self.stats.add_parts([stats for _, stats, _ in results])
+        if self.prefixes is not None:
+            for _, _, extensions in results[1:]:
+                for extension in extensions:
+                    self.prefixes.add(extension)
+        return [sample for samples, _, _ in results for sample in samples]
 
     # -------------------------------------------------------------- set-up
 
@@ -218,12 +241,15 @@ class Sampler:
     def _engine(self, stats: SamplerStats) -> _Engine:
         if self.path == "hf":
             return _HFEngine(self.model, stats)
-        return _FastEngine(self._fast_weights(), stats)
+        return _FastEngine(self._fast_weights(), stats, self.prefixes)
 
     def _fast_weights(self) -> LlamaWeights:
-        """The fused weights, rebuilt when the model's parameters have changed."""
+        """The fused weights, rebuilt when the model's parameters have changed (the prefix
+        cache, computed with the old ones, is emptied)."""
         if self._weights is None or self._weights.stale():
             self._weights = LlamaWeights(self.model)
+            if self.prefixes is not None:
+                self.prefixes.clear()
         return self._weights
 
 
@@ -376,8 +402,10 @@ class _FastEngine:
 
     can_compact = True
 
-    def __init__(self, weights: LlamaWeights, stats: SamplerStats):
-        self.w, self.stats = weights, stats
+    def __init__(self, weights: LlamaWeights, stats: SamplerStats,
+                 prefixes: PrefixCache | None = None):
+        self.w, self.stats, self.prefixes = weights, stats, prefixes
+        self.extensions: list[Extension] = []  # what this engine's prefills added to the cache
 
     def prefill(self, batch: _Batch) -> torch.Tensor:
         w, k = self.w, batch.k
@@ -415,21 +443,43 @@ class _FastEngine:
 
     def _prefill_one(self, prompt: list[int], index: int) -> torch.Tensor:
         """Run one prompt (no padding, causal attention), write its keys/values into its
-        prompt columns, return its last position's logits ``[1, vocab]``."""
+        prompt columns, return its last position's logits ``[1, vocab]``. With a prefix cache,
+        the keys/values of its longest cached prefix are copied in and only the rest is run
+        (attending to the copied prefix), and what was run is added to the cache."""
         w, n = self.w, len(prompt)
+        reused, cached_keys, cached_values = (self.prefixes.lookup(prompt) if self.prefixes
+                                              else (0, [], []))
         self.stats.prefill_calls += 1
-        self.stats.prefill_tokens += n
-        x = w.embed[torch.tensor(prompt, device=w.embed.device)]
-        cos, sin = self.cos[:n, None], self.sin[:n, None]
-        at = slice(self.width - n, self.width)
+        self.stats.prefill_tokens += n - reused
+        self.stats.prefix_reused_tokens += reused
+        x = w.embed[torch.tensor(prompt[reused:], device=w.embed.device)]
+        cos, sin = self.cos[reused:n, None], self.sin[reused:n, None]
+        start = self.width - n
+        at, new = slice(start, self.width), slice(start + reused, self.width)
+        # query a (prompt position reused + a) sees key columns 0 … reused + a
+        visible = (None if not reused else torch.arange(n, device=x.device)[None, :]
+                   <= torch.arange(reused, n, device=x.device)[:, None])
         for i, layer in enumerate(w.layers):
             q, key, value = self._qkv(x, layer, i, cos, sin)
-            key, value = key.transpose(0, 1), value.transpose(0, 1)  # [kv heads, n, d]
-            self.keys[i][index, :, :, at] = key.transpose(1, 2)
-            self.values[i][index, :, at] = value
-            out = F.scaled_dot_product_attention(q.transpose(0, 1)[None], key[None], value[None],
-                                                 is_causal=True, scale=w.scale, enable_gqa=True)
-            x = self._rest(x, out[0].transpose(0, 1).reshape(n, -1), layer, i)
+            key, value = key.transpose(0, 1), value.transpose(0, 1)  # [kv heads, n - reused, d]
+            if reused:
+                self.keys[i][index, :, :, start:start + reused] = cached_keys[i][..., :reused]
+                self.values[i][index, :, start:start + reused] = cached_values[i][:, :reused]
+            self.keys[i][index, :, :, new] = key.transpose(1, 2)
+            self.values[i][index, :, new] = value
+            if reused:
+                key = self.keys[i][index, :, :, at].transpose(1, 2)
+                value = self.values[i][index, :, at]
+            out = F.scaled_dot_product_attention(
+                q.transpose(0, 1)[None], key[None], value[None], attn_mask=visible,
+                is_causal=not reused, scale=w.scale, enable_gqa=True)
+            x = self._rest(x, out[0].transpose(0, 1).reshape(n - reused, -1), layer, i)
+        if self.prefixes is not None:
+            extension = Extension(tuple(prompt), reused,
+                                  [c[index, :, :, new].clone() for c in self.keys],
+                                  [c[index, :, new].clone() for c in self.values])
+            self.prefixes.add(extension)
+            self.extensions.append(extension)  # a forked part sends these to its parent
         return self._head(x[-1:])
 
     def step(self, token: torch.Tensor, step: int) -> torch.Tensor:

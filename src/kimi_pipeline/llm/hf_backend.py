@@ -200,7 +200,8 @@ class HFBackend:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=self._dtype(config.dtype))
             model.to(self.device)
         self.model = model.eval()
-        self.sampler = Sampler(self.model, processes=config.cpu_processes)
+        self.sampler = Sampler(self.model, processes=config.cpu_processes,
+                               prefix_cache_bytes=int(config.prefix_cache_mb * 2 ** 20))
         self.stop_ids = self._stop_ids()
         self.pad_id = self._pad_id()
         self.context_length = config.context_length or self._max_positions()
