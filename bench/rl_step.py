@@ -43,10 +43,13 @@ Same for both sides:
 
 Trained tokens are the real (non-pad) prompt + completion tokens of the step's P×K rows;
 train tokens/s = trained tokens / train s; MFU = that × our ``flops_per_token`` ÷ the matmul
-peak our worker measured (``trainer.flops_per_token`` / ``peak_flops``), for both sides. The peak
-each process measured is printed as a load check: the machine may be shared, compare ratios
-from one run. Prints a table and one ``JSON:`` line (``--json FILE`` also writes it); never
-asserts. Install TRL: ``pip install -e '.[bench]'`` (checked with trl 1.16.0, transformers 5.25,
+peak our worker measured (``trainer.flops_per_token`` / ``peak_flops``), for both sides. These
+are model FLOPs (the LM head at every position, as MFU is usually defined): ours computes logits
+only at completion positions, so on SmolLM2 (a 28 M-weight head in 135 M) its MFU can read above
+100 % — compare the two sides' columns, not either against 100 %. The peak each process
+measured is printed as a load check: the machine may be shared, compare ratios from one run.
+Prints a table and one ``JSON:`` line (``--json FILE`` also writes it); never asserts.
+Install TRL: ``pip install -e '.[bench]'`` (checked with trl 1.16.0, transformers 5.25,
 torch 2.13). Run (≈1 minute on the tiny model, ≈3 minutes ``--smollm --steps 1``, one thread)::
 
     .venv/bin/python bench/rl_step.py [--smollm | --model FOLDER] [--prompts 4] [--samples 4]
