@@ -28,6 +28,8 @@ RL_REPORT = {
             {"scope": "level", "name": "math/L1", "model": "rl_model", "reward": 0.5, "tasks": 2},
         ],
     },
+    "tool_tasks": {"sft_model": {"episodes": 24, "success_rate": 0.25},
+                   "rl_model": {"episodes": 24, "success_rate": 0.125}},
 }
 
 
@@ -66,6 +68,8 @@ def test_a_saved_rl_report_is_its_before_after_table_with_version_and_time(proje
     assert lines_with(out, "all") == [["all", "4", "0.25", "0.5", "25"]]
     assert lines_with(out, "math") == [["math", "2", "0", "0.5", "50"]]
     assert lines_with(out, "math/L1") == []  # levels are not the headline
+    assert lines_with(out, "tool tasks (agent)") == [
+        ["tool tasks (agent)", "24", "0.25", "0.125", "-12.5"]]
     assert "2 iterations; gain 25 points" in out
     assert "sft: not run yet (kedro run --pipeline=sft --env=test)" in out
     assert "tool_repo" not in out  # --stage keeps only the stages asked for

@@ -191,6 +191,11 @@ def _rl(report: dict[str, Any]) -> Headline:
         before, after = entry.get("sft_model"), entry.get("rl_model")
         gain = (after - before) * 100 if None not in (before, after) else None
         rows.append([name, entry["tasks"], before, after, gain])
+    agent = report.get("tool_tasks") or {}
+    if {"sft_model", "rl_model"} <= set(agent):  # played as the agent: rubric success
+        before, after = (agent[m].get("success_rate") for m in ("sft_model", "rl_model"))
+        gain = (after - before) * 100 if None not in (before, after) else None
+        rows.append(["tool tasks (agent)", agent["rl_model"].get("episodes"), before, after, gain])
     gain = dig(report, "heldout.gain_points")
     caption = (f"{report.get('iterations')} iterations; gain {fmt(gain)} points"
                if gain is not None else None)

@@ -123,6 +123,13 @@ class EvaluationConfig(BaseModel):
         "an hf backend configuration, e.g. the gym's two single-thread processes; null uses "
         "rl.rollout, the settings of the training worker's sampler."
     )
+    tool_tasks: bool = Field(
+        True, description="Also play the SFT stage's held-out tool tasks as the agent with "
+        "sft_model and rl_model, under the SFT evaluation's parameters (params:sft_evaluation, "
+        "agents/evaluate.py), so the report shows whether RL on gym tasks kept tool use: rubric "
+        "success, call validity. ~2.5 min per model with the default 24 greedy episodes on 2 "
+        "CPU cores; false skips it."
+    )
 
 
 class EpisodesConfig(BaseModel):

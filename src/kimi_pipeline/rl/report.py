@@ -2,7 +2,9 @@
 
 The table is the learning signal: mean verifier reward of the SFT model and of the RL model on
 held-out tasks (never trained on), sampled with the same settings, overall and per domain and
-level. The curves show what the iterations did: reward by source, the sampler/trainer log-prob
+level. Next to it, when measured (``rl.evaluation.tool_tasks``), both models as the agent on
+the SFT stage's held-out tool tasks: rubric success and call validity, whether RL kept tool
+use. The curves show what the iterations did: reward by source, the sampler/trainer log-prob
 gap (a silent mismatch between the two is the classic failure of RL stacks), entropy, response
 length and truncation, and where the time went.
 """
@@ -33,9 +35,16 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
+AGENT_RATES = ("success_rate", "parse_validity_rate", "schema_validity_rate", "right_tool_rate",
+               "finished_rate")
+AGENT_COUNTS = ("episodes", "passed", "tool_calls", "wall_s")
+
+
 def summarise(training: dict[str, Any], table: list[dict[str, Any]],
-              pool: dict[str, Any]) -> dict[str, Any]:
-    """The report: pool, before/after, per-iteration figures and their totals."""
+              pool: dict[str, Any], agent: dict[str, dict[str, Any]] | None = None
+              ) -> dict[str, Any]:
+    """The report: pool, before/after (gym tasks; tool tasks played as the agent, when
+    measured), per-iteration figures and their totals."""
     history = training.get("metrics", [])
     by_model = {row["model"]: row["reward"] for row in table if row["scope"] == "all"}
     before, after = by_model.get("sft_model"), by_model.get("rl_model")
@@ -48,6 +57,8 @@ def summarise(training: dict[str, Any], table: list[dict[str, Any]],
             "sft_model": before, "rl_model": after,
             "gain_points": None if before is None or after is None else 100 * (after - before),
         },
+        "tool_tasks": {model: {k: summary.get(k) for k in (*AGENT_COUNTS, *AGENT_RATES)}
+                       for model, summary in (agent or {}).items()},
         "iterations": len(history),
         "first_iteration": history[0] if history else {},
         "last_iteration": history[-1] if history else {},
@@ -68,6 +79,8 @@ def metrics(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
         out[f"heldout.{row['model']}.{name}"] = row["reward"]
     if summary["heldout"]["gain_points"] is not None:
         out["heldout.gain_points"] = summary["heldout"]["gain_points"]
+    for model, rates in summary.get("tool_tasks", {}).items():
+        out.update({f"tool_tasks.{model}.{k}": rates.get(k) for k in AGENT_RATES})
     out.update({f"seconds.{k}": v for k, v in summary["seconds"].items()})
     return {k: {"value": float(v), "step": 0} for k, v in out.items()
             if v is not None and math.isfinite(float(v))}

@@ -3,7 +3,8 @@
 The upstream stages run for real (`tool_repo`, `synthesis`, `filtering`; the tiny policy
 saved as `sft_model`; `gym`, `critic`). The rl stage then builds its pool (gym tasks, open
 prompts, one tool task played as episodes), trains through DeepSpeed workers, measures the SFT
-and RL models on the held-out tasks and reports.
+and RL models on the held-out gym tasks and, as the agent, on the SFT stage's held-out tool
+tasks, and reports.
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ def test_rl_stage_trains_the_policy_and_measures_it_on_held_out_tasks(project, r
     assert {r["model"] for r in report["heldout"]["table"]} == {"sft_model", "rl_model"}
     assert report["heldout"]["gain_points"] == pytest.approx(
         100 * (report["heldout"]["rl_model"] - report["heldout"]["sft_model"]))
+    # both models also played the SFT stage's held-out tool tasks as the agent
+    assert set(report["tool_tasks"]) == {"sft_model", "rl_model"}
+    for figures in report["tool_tasks"].values():
+        assert figures["episodes"] == 3  # conf/test sft_evaluation.n_tasks
+        assert 0 <= figures["success_rate"] <= 1 and figures["tool_calls"] >= 0
     json.dumps(report)  # plain JSON
 
     client = mlflow.tracking.MlflowClient()
@@ -72,6 +78,7 @@ def test_rl_stage_trains_the_policy_and_measures_it_on_held_out_tasks(project, r
                               order_by=["attributes.start_time DESC"], max_results=1)
     logged = runs[0].data.metrics
     assert "rl/reward/task" in logged and "rl.heldout.gain_points" in logged
+    assert "rl.tool_tasks.rl_model.success_rate" in logged
     # the optimizer's params under rl/: `kedro run` of the whole DAG logs sft's `optim/…` to
     # the same MLflow run, and MLflow refuses a second value under one name
     params = runs[0].data.params

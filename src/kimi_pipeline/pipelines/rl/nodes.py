@@ -10,6 +10,7 @@ import mlflow
 import polars as pl
 from tqdm.auto import tqdm
 
+from kimi_pipeline.agents.evaluate import EvaluationConfig, compare_models
 from kimi_pipeline.records import GymTask, OpenPrompt, PreferencePair, from_frame, to_frame
 from kimi_pipeline.rl import report, run
 from kimi_pipeline.rl.config import RLConfig
@@ -73,11 +74,25 @@ def evaluate_rl(sft_model: ModelFolder, rl_model: ModelFolder, rl_heldout_tasks:
                             tasks, config, bar.update)
 
 
+def evaluate_rl_as_agent(sft_model: ModelFolder, rl_model: ModelFolder,
+                         sft_dataset: pl.DataFrame, tasks: pl.DataFrame, agents: pl.DataFrame,
+                         tool_repository: pl.DataFrame, evaluation_params: dict[str, Any],
+                         params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Both models on the SFT stage's held-out tool tasks ({} when switched off)."""
+    if not _config(params).evaluation.tool_tasks:
+        return {}
+    config = EvaluationConfig.model_validate(evaluation_params)
+    models = {"sft_model": str(sft_model.path), "rl_model": str(rl_model.path)}
+    summaries, _ = compare_models(models, sft_dataset, tasks, agents, tool_repository, config)
+    return summaries
+
+
 def report_rl(rl_training: dict[str, Any], rl_heldout_rollouts: pl.DataFrame,
-              rl_heldout_tasks: pl.DataFrame, rl_pool_stats: dict[str, Any]):
+              rl_heldout_tasks: pl.DataFrame, rl_pool_stats: dict[str, Any],
+              rl_agent_evaluation: dict[str, dict[str, Any]]):
     tasks, _ = from_frame(rl_heldout_tasks, GymTask, stage="rl")
     table = run.before_after(rl_heldout_rollouts, tasks)
-    summary = report.summarise(rl_training, table, rl_pool_stats)
+    summary = report.summarise(rl_training, table, rl_pool_stats, rl_agent_evaluation)
     samples = pl.DataFrame([{**s, "shaped": json.dumps(s.get("shaped"))}
                             for s in rl_training["samples"]]) \
         if rl_training["samples"] else pl.DataFrame({"prompt_id": []}, schema={"prompt_id": str})

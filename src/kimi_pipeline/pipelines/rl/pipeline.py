@@ -27,8 +27,15 @@ def create_pipeline(**kwargs) -> Pipeline:
                 "rl_heldout_rollouts", name="evaluate_rl_on_heldout_tasks",
             ),
             Node(
+                nodes.evaluate_rl_as_agent,
+                ["sft_model", "rl_model", "sft_dataset", "tasks", "agents", "tool_repository",
+                 "params:sft_evaluation", "params:rl"],
+                "rl_agent_evaluation", name="evaluate_rl_on_heldout_tool_tasks",
+            ),
+            Node(
                 nodes.report_rl,
-                ["rl_training", "rl_heldout_rollouts", "rl_heldout_tasks", "rl_pool_stats"],
+                ["rl_training", "rl_heldout_rollouts", "rl_heldout_tasks", "rl_pool_stats",
+                 "rl_agent_evaluation"],
                 ["rl_report", "rl_metrics", "rl_curves_plot", "rl_heldout_plot", "rl_samples"],
                 name="report_rl",
             ),
