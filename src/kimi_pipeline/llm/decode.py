@@ -447,8 +447,8 @@ class _FastEngine:
         the keys/values of its longest cached prefix are copied in and only the rest is run
         (attending to the copied prefix), and what was run is added to the cache."""
         w, n = self.w, len(prompt)
-        reused, cached_keys, cached_values = (self.prefixes.lookup(prompt) if self.prefixes
-                                              else (0, [], []))
+        reused, cached_keys, cached_values = (self.prefixes.lookup(prompt)
+                                              if self.prefixes is not None else (0, [], []))
         self.stats.prefill_calls += 1
         self.stats.prefill_tokens += n - reused
         self.stats.prefix_reused_tokens += reused

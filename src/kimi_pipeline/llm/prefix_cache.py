@@ -54,10 +54,6 @@ class PrefixStats:
     reused_tokens: int = 0
     evictions: int = 0
 
-    def add(self, other: PrefixStats) -> None:
-        for name in ("lookups", "hits", "prompt_tokens", "reused_tokens", "evictions"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-
 
 @dataclass
 class _Entry:
