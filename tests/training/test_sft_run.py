@@ -146,10 +146,12 @@ def test_two_process_zero3_matches_one_process(tmp_path, repo_root):
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
-def test_kill_minus_nine_then_resume_gives_bitwise_the_same_weights(tmp_path, repo_root):
+@pytest.mark.parametrize("lora", [None, {"rank": 4, "alpha": 8}], ids=["full", "lora"])
+def test_kill_minus_nine_then_resume_gives_bitwise_the_same_weights(tmp_path, repo_root, lora):
+    """conf/base trains LoRA adapters, the gpu env every weight: both resume exactly."""
     steps, all_tokens = 40, 10  # the restart lands before or after the all-token phase ends
     straight_cfg = config(tmp_path / "straight", max_steps=steps, checkpoint_every=4, epochs=4,
-                          all_token_steps=all_tokens)
+                          all_token_steps=all_tokens, lora=lora)
     straight = sft.train(prepare(sft_frame(), straight_cfg, tmp_path), straight_cfg)
     rows = [row for row in straight["metrics"] if "loss" in row]
     assert [row["all_tokens"] for row in rows] == [1.0] * all_tokens + [0.0] * (steps - all_tokens)
@@ -158,7 +160,7 @@ def test_kill_minus_nine_then_resume_gives_bitwise_the_same_weights(tmp_path, re
     assert max(labelled[all_tokens:]) < 0.6  # assistant tokens only (about 44% here)
 
     cfg = config(tmp_path / "killed", max_steps=steps, checkpoint_every=4, epochs=4,
-                 all_token_steps=all_tokens)
+                 all_token_steps=all_tokens, lora=lora)
     prepared = prepare(sft_frame(), cfg, tmp_path)
     (prepared.run_dir / "spec.json").write_text(prepared.spec.model_dump_json())
     port = free_port()
