@@ -113,3 +113,22 @@ def test_variance_priority_draws_where_rewards_can_differ():
     sampler = PromptSampler(prompts, config, seed=0)
     sampler.success.update({"verifier-1-0": 0.0, "verifier-1-1": 1.0, "verifier-1-2": 0.4})
     assert {sampler.draw(i)[0].prompt_id for i in range(10)} == {"verifier-1-2"}
+
+
+def test_balance_gives_every_task_type_the_same_draw_mass():
+    """20 safety prompts at the variance priority's peak, 4 instruction-following ones almost
+    never solved: the priority alone draws mostly safety; balanced, each type half the draws."""
+    safety = [RLPrompt(prompt_id=f"safety-{i}", source="verifier", task_type="safety",
+                       messages=[], item={}, pass_rate=0.5) for i in range(20)]
+    following = [RLPrompt(prompt_id=f"if-{i}", source="verifier",
+                          task_type="instruction_following", messages=[], item={},
+                          pass_rate=0.05) for i in range(4)]
+    shares = {}
+    for balance in ("none", "task_type"):
+        config = SamplerConfig(prompts_per_iteration=2, source_shares={"verifier": 1.0},
+                               priority="variance", balance=balance)
+        sampler = PromptSampler(safety + following, config, seed=0)
+        draws = [p.task_type for i in range(400) for p in sampler.draw(i)[:1]]
+        shares[balance] = draws.count("instruction_following") / len(draws)
+    assert shares["none"] < 0.15  # 4 × (0.0475 + 0.05) against 20 × (0.25 + 0.05)
+    assert 0.42 < shares["task_type"] < 0.58

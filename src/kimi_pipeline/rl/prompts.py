@@ -237,6 +237,13 @@ class SamplerConfig(BaseModel):
         description="Share of each iteration's prompts per reward source (renormalised over "
         "the sources present in the pool).",
     )
+    balance: Literal["none", "task_type"] = Field(
+        "none", description="'task_type': within a source, every task type (gym domain, "
+        "'open', 'tool') gets the same draw mass, the priority choosing among its own prompts. "
+        "Without it the priority alone decides, and the domain whose rewards vary most (on "
+        "SmolLM2, safety: refusing harmful prompts) takes most draws; what it teaches (refuse) "
+        "then spreads to the others (instruction following, faithfulness) unchecked."
+    )
 
 
 class PromptSampler:
@@ -285,6 +292,11 @@ class PromptSampler:
         while pool and len(picked) < n:
             weights = [PRIORITIES[self.config.priority](self.success[p.prompt_id])
                        + self.config.priority_floor for p in pool]
+            if self.config.balance == "task_type":
+                mass: dict[str, float] = {}
+                for p, w in zip(pool, weights):
+                    mass[p.task_type] = mass.get(p.task_type, 0.0) + w
+                weights = [w / mass[p.task_type] for p, w in zip(pool, weights)]
             i = rng.choices(range(len(pool)), weights=weights)[0]
             picked.append(pool.pop(i))
         return picked
