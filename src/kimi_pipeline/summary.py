@@ -186,16 +186,17 @@ def _rl(report: dict[str, Any]) -> Headline:
         if row.get("scope") in ("all", "domain"):
             entry = pivot.setdefault(str(row.get("name")), {"tasks": row.get("tasks")})
             entry[str(row.get("model"))] = row.get("reward")
-    rows = []
-    for name, entry in pivot.items():
-        before, after = entry.get("sft_model"), entry.get("rl_model")
+    def row(name: str, n: Any, before: Any, after: Any) -> list[Any]:
         gain = (after - before) * 100 if None not in (before, after) else None
-        rows.append([name, entry["tasks"], before, after, gain])
+        return [name, n, before, after, gain]
+
+    rows = [row(name, entry["tasks"], entry.get("sft_model"), entry.get("rl_model"))
+            for name, entry in pivot.items()]
     agent = report.get("tool_tasks") or {}
     if {"sft_model", "rl_model"} <= set(agent):  # played as the agent: rubric success
-        before, after = (agent[m].get("success_rate") for m in ("sft_model", "rl_model"))
-        gain = (after - before) * 100 if None not in (before, after) else None
-        rows.append(["tool tasks (agent)", agent["rl_model"].get("episodes"), before, after, gain])
+        rows.append(row("tool tasks (agent)", agent["rl_model"].get("episodes"),
+                        agent["sft_model"].get("success_rate"),
+                        agent["rl_model"].get("success_rate")))
     gain = dig(report, "heldout.gain_points")
     caption = (f"{report.get('iterations')} iterations; gain {fmt(gain)} points"
                if gain is not None else None)
