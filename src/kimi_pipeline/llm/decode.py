@@ -203,7 +203,7 @@ class Sampler:
         ranges = split_by_cost(costs, self.processes)
         seeds = torch.randint(2 ** 62, (len(ranges),), generator=generator).tolist()
 
-        def part(prompts: range, seed: int, first: bool):
+        def part(prompts: range, seed: int):
             def run() -> tuple[list[Sample], SamplerStats, list[Extension]]:
                 rows = slice(prompts.start * k, prompts.stop * k)
                 sub = _Batch([batch.prompts[i] for i in prompts], k, batch.budgets[rows],
@@ -212,15 +212,14 @@ class Sampler:
                 draw = torch.Generator(device=device).manual_seed(seed)
                 engine = self._engine(stats)
                 samples = _Loop(engine, sub, temperature, draw, stats).run()
-                # the first part runs here and filled this cache itself; a child's additions
-                # die with it unless sent back (only what it computed: see PrefixCache.add)
-                return samples, stats, [] if first else getattr(engine, "extensions", [])
+                return samples, stats, getattr(engine, "extensions", [])
             return run
 
-        results = run_forked([part(r, s, i == 0) for i, (r, s) in enumerate(zip(ranges, seeds))],
+        results = run_forked([part(r, s) for r, s in zip(ranges, seeds)],
                              torch.get_num_threads())
         self.stats.add_parts([stats for _, stats, _ in results])
-        if self.prefixes is not None:
+        if self.prefixes is not None:  # the first part ran here and filled this cache itself;
+            # a child's additions die with it unless sent back (only what it computed)
             for _, _, extensions in results[1:]:
                 for extension in extensions:
                     self.prefixes.add(extension)
@@ -459,12 +458,12 @@ class _FastEngine:
         # query a (prompt position reused + a) sees key columns 0 … reused + a
         visible = (None if not reused else torch.arange(n, device=x.device)[None, :]
                    <= torch.arange(reused, n, device=x.device)[:, None])
+        for i in range(len(w.layers) if reused else 0):
+            self.keys[i][index, :, :, start:start + reused] = cached_keys[i][..., :reused]
+            self.values[i][index, :, start:start + reused] = cached_values[i][:, :reused]
         for i, layer in enumerate(w.layers):
             q, key, value = self._qkv(x, layer, i, cos, sin)
             key, value = key.transpose(0, 1), value.transpose(0, 1)  # [kv heads, n - reused, d]
-            if reused:
-                self.keys[i][index, :, :, start:start + reused] = cached_keys[i][..., :reused]
-                self.values[i][index, :, start:start + reused] = cached_values[i][:, :reused]
             self.keys[i][index, :, :, new] = key.transpose(1, 2)
             self.values[i][index, :, new] = value
             if reused:
