@@ -12,6 +12,7 @@ Library code: no Kedro here; ``kimi_pipeline.io.hf_model`` versions these folder
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Mapping
@@ -58,6 +59,25 @@ class ModelFolder:
         """The contents of ``kimi_metadata.json``; empty when the folder has none."""
         file = self.path / METADATA_FILE
         return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
+
+    def weights_identity(self) -> str:
+        """What identifies the weights: the digest ``kimi_metadata.json`` records (base_model,
+        a fitted critic), else a SHA-256 of the weight files' bytes (~1 s per GB): two
+        trainings of one architecture write files of equal names and sizes."""
+        recorded = self.metadata().get("weights_digest")
+        return recorded or self.files_digest()
+
+    def files_digest(self) -> str:
+        """A content hash of the folder's weight files (names and bytes)."""
+        sha = hashlib.sha256()
+        for path in sorted(self.path.iterdir()):
+            if path.is_file() and (path.name in WEIGHT_FILES
+                                   or path.suffix in (".safetensors", ".bin")):
+                sha.update(path.name.encode())
+                with path.open("rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        sha.update(block)
+        return "files:" + sha.hexdigest()[:16]
 
     def missing(self) -> list[str]:
         """What the folder lacks to be loadable as a model; empty when complete."""

@@ -18,6 +18,7 @@ from kimi_pipeline.training.packing import (
     block_causal_mask,
     collate_packed,
     forward_packed,
+    has_continuations,
     pack,
     pack_examples,
 )
@@ -285,3 +286,107 @@ def test_a_model_without_logits_to_keep_gets_the_full_head():
     with torch.no_grad():
         expected = model(**batch, use_cache=False).loss
         assert next_token_loss(OldRemoteCode(model), batch, labelled_only=True) == expected
+
+
+# ------------------------------------------------------------------ shared prefixes
+
+
+def agent_examples(n_agents: int = 3, per_agent: int = 4, prefix: int = 24,
+                   seed: int = 0) -> list[dict]:
+    """Examples that begin with their agent's label-free prefix (system prompt and tools),
+    then a continuation with labels, as rendered tool-use conversations do."""
+    rng = random.Random(seed)
+    data = []
+    for _ in range(n_agents):
+        head = [1] + [rng.randrange(3, VOCAB) for _ in range(prefix - 1)]
+        for _ in range(per_agent):
+            ex = example(rng, rng.randint(4, 14))
+            ex["labels"][:2] = [IGNORE_INDEX, IGNORE_INDEX]  # "<|user|> …" before any label
+            data.append({"input_ids": head + ex["input_ids"],
+                         "labels": [IGNORE_INDEX] * prefix + ex["labels"]})
+    rng.shuffle(data)
+    return data
+
+
+SHARED = PackingConfig(seq_len=64, share_prefixes=True, min_shared_prefix=8)
+
+
+def test_shared_prefix_rows_hold_each_prefix_once_and_every_label():
+    data = agent_examples()
+    plain_rows, plain = pack(data, SHARED.model_copy(update={"share_prefixes": False}))
+    rows, shared = pack(data, SHARED)
+    assert has_continuations(collate_packed(rows)["position_ids"])
+    assert shared.label_tokens == plain.label_tokens  # nothing dropped, nothing counted twice
+    assert shared.shared_prefix_tokens > 0
+    assert shared.real_tokens == plain.real_tokens - shared.shared_prefix_tokens
+    assert len(rows) < len(plain_rows)
+    labels = Counter(tuple(lab for lab in r["labels"] if lab != IGNORE_INDEX) for r in rows)
+    assert sum(len(k) * n for k, n in labels.items()) == plain.label_tokens
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_shared_prefix_loss_and_gradients_equal_the_examples_alone(impl):
+    data = agent_examples(seed=1)
+    rows, _ = pack(data, SHARED)
+    batch = {k: v for k, v in collate_packed(rows).items()}
+    assert has_continuations(batch["position_ids"])
+    model = tiny_llama(impl).train()
+    alone_sum, count = 0.0, 0
+    model.zero_grad()
+    for ex in data:  # reference: each example on its own, token-weighted
+        logits = model(torch.tensor([ex["input_ids"]])).logits[0, :-1]
+        targets = torch.tensor(ex["labels"][1:])
+        loss = torch.nn.functional.cross_entropy(logits, targets, ignore_index=IGNORE_INDEX,
+                                                 reduction="sum")
+        alone_sum, count = alone_sum + loss, count + int((targets != IGNORE_INDEX).sum())
+    (alone_sum / count).backward()
+    expected = torch.cat([p.grad.flatten() for p in model.parameters()])
+    for labelled_only in (False, True):
+        model.zero_grad()
+        loss = next_token_loss(model, batch, labelled_only)
+        loss.backward()
+        assert loss.item() == pytest.approx((alone_sum / count).item(), rel=1e-5)
+        got = torch.cat([p.grad.flatten() for p in model.parameters()])
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-4)
+
+
+def test_only_a_long_enough_label_free_prefix_is_shared():
+    data = agent_examples(prefix=24)
+    _, shared = pack(data, SHARED.model_copy(update={"min_shared_prefix": 30}))
+    assert shared.shared_prefix_tokens == 0  # the common prefix (24 + a few) is too short
+    labelled_early = [{"input_ids": e["input_ids"], "labels": [IGNORE_INDEX, e["input_ids"][1],
+                       *e["labels"][2:]]} for e in data]  # a label at token 1: nothing to share
+    rows, stats = pack(labelled_early, SHARED)
+    assert stats.shared_prefix_tokens == 0
+    assert not has_continuations(collate_packed(rows)["position_ids"])
+
+
+def test_block_mask_lets_continuations_see_their_prefix_only():
+    # prefix (0-2) + first continuation (3-4, contiguous) + second continuation (3-4)
+    # + a whole example (0-1) + padding (0-1)
+    positions = torch.tensor([[0, 1, 2, 3, 4, 3, 4, 0, 1, 0, 1]])
+    allowed = (block_causal_mask(positions)[0, 0] == 0).int()
+    expected = torch.zeros(11, 11, dtype=torch.int)
+    expected[0:5, 0:5] = torch.ones(5, 5, dtype=torch.int).tril()  # prefix + continuation 1
+    expected[5:7, 0:3] = 1  # continuation 2 sees the prefix, not continuation 1
+    expected[5:7, 5:7] = torch.ones(2, 2, dtype=torch.int).tril()
+    for lo, hi in [(7, 9), (9, 11)]:
+        expected[lo:hi, lo:hi] = torch.ones(2, 2, dtype=torch.int).tril()
+    assert torch.equal(allowed, expected)
+    assert has_continuations(positions)
+    assert not has_continuations(torch.tensor([[0, 1, 2, 0, 1, 0]]))
+
+
+def test_all_token_labels_skip_the_first_token_of_a_continuation():
+    batch = {"input_ids": torch.arange(10, 21)[None],
+             "position_ids": torch.tensor([[0, 1, 2, 3, 4, 3, 4, 0, 1, 0, 1]])}
+    labels = all_token_labels(batch, pad_id=0)[0].tolist()
+    skipped = [i for i, label in enumerate(labels) if label == IGNORE_INDEX]
+    assert skipped == [0, 5, 7, 9]  # row start, continuation 2, example, padding block
+
+
+def test_copies_of_one_example_are_not_packed_behind_one_prefix():
+    data = agent_examples(n_agents=1, per_agent=1) * 6  # a demonstration repeated to its share
+    rows, stats = pack(data, SHARED)
+    assert stats.shared_prefix_tokens == 0 and stats.examples == 6
+    assert not has_continuations(collate_packed(rows)["position_ids"])  # whole copies, as before

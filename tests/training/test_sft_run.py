@@ -132,6 +132,13 @@ def test_lora_with_qk_clip_is_refused(optimizer):
         sft.SftConfig.model_validate({"train": {"lora": {"rank": 4}}, "optimizer": optimizer})
 
 
+def test_shared_prefixes_with_a_maskless_flash_kernel_are_refused():
+    with pytest.raises(ValueError, match="share_prefixes needs an attention kernel"):
+        sft.SftConfig.model_validate({"attn_implementation": "flash_attention_2",
+                                      "share_prefixes": True})
+    sft.SftConfig.model_validate({"attn_implementation": "flash_attention_2"})  # off: fine
+
+
 def test_two_process_zero3_matches_one_process(tmp_path, repo_root):
     """Same global batch (2 rows × 2): 1 process × 2 accumulation steps vs 2 processes × 1."""
     one = config(tmp_path / "one", accumulation=2, max_steps=4)

@@ -63,7 +63,7 @@ from kimi_pipeline.critic.rubrics import RubricSet
 from kimi_pipeline.records import PreferencePair
 from kimi_pipeline.training import sft
 from kimi_pipeline.training.optim import merge_ds_config
-from kimi_pipeline.model_folder import METADATA_FILE, WEIGHT_FILES, ModelFolder
+from kimi_pipeline.model_folder import METADATA_FILE, ModelFolder
 
 log = logging.getLogger(__name__)
 
@@ -153,19 +153,6 @@ def verdict_frame(pairs: Sequence[PreferencePair], rubrics: RubricSet,
 def _finite(value: Any) -> float | None:
     """``value`` as a float, None when absent or not finite (state is strict JSON)."""
     return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
-
-
-def _files_digest(folder: ModelFolder) -> str:
-    """A content hash of a folder's weight files (their bytes), for the SFT run fingerprint."""
-    sha = hashlib.sha256()
-    for path in sorted(folder.path.iterdir()):
-        if path.is_file() and (path.name in WEIGHT_FILES or path.suffix in (".safetensors",
-                                                                             ".bin")):
-            sha.update(path.name.encode())
-            with path.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    sha.update(block)
-    return "files:" + sha.hexdigest()[:16]
 
 
 @register_critic("generative")
@@ -274,7 +261,7 @@ class GenerativeCritic:
         result = sft.train(prepared, config)
         final = ModelFolder(prepared.run_dir / "final")
         if not final.metadata().get("weights_digest"):  # a later fit from here gets a fresh run
-            meta = {**final.metadata(), "weights_digest": _files_digest(final),
+            meta = {**final.metadata(), "weights_digest": final.files_digest(),
                     "critic_fit_from": str(self.folder.path)}
             (final.path / METADATA_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True)
                                                     + "\n")

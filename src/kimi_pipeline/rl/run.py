@@ -32,7 +32,7 @@ from kimi_pipeline.training.launch import launch
 from kimi_pipeline.training.loop import read_jsonl, read_metrics
 from kimi_pipeline.model_folder import ModelFolder
 from kimi_pipeline.training.objectives import pad_rows
-from kimi_pipeline.training.sft import digest, weights_identity
+from kimi_pipeline.training.sft import digest
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def _identity(folder: ModelFolder | None) -> Any:
     """The weights (and a critic's fitted state) a run starts from, for its fingerprint."""
     if folder is None:
         return None
-    return [weights_identity(folder), folder.metadata().get("critic")]
+    return [folder.weights_identity(), folder.metadata().get("critic")]
 
 
 def prepare_run(sft_model: ModelFolder, pool: PromptPool, sft_dataset: pl.DataFrame | None,

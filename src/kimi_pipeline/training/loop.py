@@ -109,9 +109,14 @@ class TrainConfig(BaseModel):
 
 
 def all_token_labels(batch: dict[str, torch.Tensor], pad_id: int) -> torch.Tensor:
-    """Every token is a target except an example's first (position 0) and the padding."""
+    """Every token is a target except the padding and the first token of each block of
+    consecutive positions (an example's, or a continuation's after a shared prefix: the row
+    position before it belongs to another example)."""
+    positions = batch["position_ids"]
+    starts = torch.diff(positions, dim=-1, prepend=positions[:, :1] - 1) != 1
+    starts[:, 0] = True
     labels = batch["input_ids"].clone()
-    labels[(batch["position_ids"] == 0) | (batch["input_ids"] == pad_id)] = IGNORE_INDEX
+    labels[starts | (batch["input_ids"] == pad_id)] = IGNORE_INDEX
     return labels
 
 

@@ -57,6 +57,13 @@ class SftConfig(BaseModel):
     max_examples: int | None = Field(
         None, ge=1, description="Use at most this many training examples (quick runs)."
     )
+    share_prefixes: bool = Field(
+        False, description="Pack the examples of one agent as its system prompt and tools "
+        "once, followed by each example's continuation (training/packing.py): the same loss "
+        "and gradients per example, with the shared prefix run once per row instead of once "
+        "per example. A row then holds one agent's examples: keep several rows per step "
+        "(micro_batch_size x accumulation) so a step still sees many agents."
+    )
     demo_share: float = Field(
         0.0, ge=0.0, lt=1.0, description="Share of the training examples that are verified "
         "gym-style demonstrations (sft_demos, gym/demos.py); each demonstration is repeated to "
@@ -73,6 +80,15 @@ class SftConfig(BaseModel):
         "(and reuse a finished one); false starts it over."
     )
     progress: bool = Field(True, description="Progress bar while training.")
+
+    @model_validator(mode="after")
+    def _shared_prefixes_need_a_mask(self) -> SftConfig:
+        if self.share_prefixes and "flash" in self.attn_implementation:
+            raise ValueError(
+                f"share_prefixes needs an attention kernel that takes a mask (sdpa, "
+                f"sdpa_max_logit, eager); {self.attn_implementation} reads packed rows from "
+                f"position ids alone: set share_prefixes: false with it")
+        return self
 
     @model_validator(mode="after")
     def _qk_clip_needs_trainable_projections(self) -> SftConfig:
@@ -135,7 +151,8 @@ def _tokenized(frame: pl.DataFrame, tokenizer, method: str, seq_len: int, droppe
 
 def _packed(frame: pl.DataFrame, tokenizer, config: SftConfig) -> tuple[dict, dict[str, float]]:
     packing = PackingConfig(seq_len=config.train.seq_len, seed=config.train.seed,
-                            pad_token_id=tokenizer.pad_token_id)
+                            pad_token_id=tokenizer.pad_token_id,
+                            share_prefixes=config.share_prefixes)
     dropped: list[str] = []
     examples = _tokenized(frame, tokenizer, config.mask_method, config.train.seq_len, dropped)
     rows, stats = pack(examples, packing)
@@ -183,7 +200,7 @@ def prepare_run(sft_dataset: pl.DataFrame, base_model: ModelFolder, config: SftC
                          f"train.seq_len={config.train.seq_len}; raise it")
     deepspeed = load_deepspeed_config(config.engine, root)
     fingerprint = digest(
-        train_rows["input_ids"], train_rows["labels"], weights_identity(base_model),
+        train_rows["input_ids"], train_rows["labels"], base_model.weights_identity(),
         config.model_dump(exclude={"progress", "resume", "runs_dir"}, mode="json"), deepspeed,
         config.engine.world_size,
     )
@@ -203,21 +220,12 @@ def prepare_run(sft_dataset: pl.DataFrame, base_model: ModelFolder, config: SftC
         train_data=str(run_dir / "train.pt"),
         validation_data=str(run_dir / "validation.pt") if val_rows else None,
         attn_implementation=config.attn_implementation,
-        context_tokens=train_stats["real_tokens"] / max(train_stats["examples"], 1),
+        context_tokens=(train_stats["real_tokens"] + train_stats["shared_prefix_tokens"])
+        / max(train_stats["examples"], 1),
         train=config.train, optimizer=config.optimizer, deepspeed=deepspeed,
         mlflow_run=mlflow_run, progress=config.progress,
     )
     return PreparedRun(spec=spec, run_dir=run_dir, initial=initial, packing=stats)
-
-
-def weights_identity(folder: ModelFolder) -> str:
-    """What identifies a model folder's weights: their content digest when the folder records
-    one (``base_model.py`` does), else the folder's file names and sizes."""
-    recorded = folder.metadata().get("weights_digest")
-    if recorded:
-        return recorded
-    files = sorted(p for p in folder.path.iterdir() if p.is_file())
-    return digest([(p.name, p.stat().st_size) for p in files])
 
 
 def train(prepared: PreparedRun, config: SftConfig) -> dict[str, Any]:
