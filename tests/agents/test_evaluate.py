@@ -4,12 +4,14 @@ model trained to emit one fixed call, each played through the world and judged."
 from __future__ import annotations
 
 import json
+import shutil
 
 import polars as pl
 import pytest
 
 from kimi_pipeline.agents.evaluate import (
     EvaluationConfig,
+    compare_models,
     evaluate_agent,
     held_out_tasks,
     validation_agent_ids,
@@ -127,6 +129,26 @@ def test_random_tiny_model_scores_zero_without_crashing(tmp_path):
     assert s["parse_validity_rate"] <= 0.1 and s["schema_validity_rate"] <= 0.1
     assert s["success_rate"] == 0.0 and s["completion_tokens"] > 0
     assert 0 <= s["agent_error_rate"] <= 1 and s["mean_agent_turns"] >= 1
+
+
+def test_an_evaluation_is_reused_for_the_same_weights_tasks_and_settings_only(tmp_path):
+    """rl reads the sft stage's evaluation: sft_model's episodes are not played twice."""
+    tokenizer = make_tokenizer()
+    first = save(tiny_model(tokenizer, init=0.5), tokenizer, tmp_path / "first")
+    copy = shutil.copytree(first, tmp_path / "copy")  # the catalog's next version of it
+    other = save(tiny_model(tokenizer, init=0.4), tokenizer, tmp_path / "other")
+    tools, agents, tasks = desk_world()
+    frames = (to_frame(tasks, Task), to_frame(agents, Agent), to_frame(tools, ToolSpec))
+    sft = pl.DataFrame({"agent_id": ["desk"], "split": ["validation"]})
+    config = desk_config(hf_backend=HFBackendConfig(device="cpu", max_batch_size=8))
+    known, _ = compare_models({"sft": str(first)}, sft, *frames, config)
+    again, rows = compare_models({"sft_model": str(copy), "rl_model": str(other)}, sft, *frames,
+                                 config, known=known)
+    assert again["sft_model"] == {**known["sft"], "reused": True}
+    assert "reused" not in again["rl_model"] and set(rows["model"]) == {"rl_model"}
+    longer = config.model_copy(update={"max_new_tokens": 32})
+    replayed, rows = compare_models({"sft_model": str(copy)}, sft, *frames, longer, known=known)
+    assert "reused" not in replayed["sft_model"] and rows.height == len(CUSTOMERS)
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -61,12 +62,15 @@ from kimi_pipeline.llm.base import (
     make_backend,
     OfflineBackendConfig,
 )
+from kimi_pipeline.model_folder import ModelFolder
 from kimi_pipeline.records import Agent, Task, ToolSpec, Trajectory, from_frame
 
 NO_IMPERFECTIONS = ImperfectionConfig(
     wrong_argument_rate=0, missing_argument_rate=0, skip_clarification_rate=0, give_up_rate=0,
     hallucinated_success_rate=0, corrected_mistake_rate=0,
 )
+
+log = logging.getLogger(__name__)
 
 
 class EvaluationConfig(BaseModel):
@@ -311,6 +315,17 @@ def evaluate_agent(
     return Evaluation(rows, summary, trajectories)
 
 
+def evaluation_key(model: ModelFolder, held_out: list[str], tasks: pl.DataFrame,
+                   config: EvaluationConfig) -> str:
+    """What an agent evaluation's figures depend on: the weights, the settings, the held-out
+    agents and their tasks (the evaluation is deterministic given these)."""
+    theirs = tasks.filter(pl.col("agent_id").is_in(held_out)).sort("task_id")
+    sha = hashlib.sha256(json.dumps([model.weights_identity(), held_out,
+                                     config.model_dump(mode="json")], sort_keys=True).encode())
+    sha.update(theirs.hash_rows(seed=0).to_numpy().tobytes())
+    return sha.hexdigest()[:16]
+
+
 def compare_models(
     model_paths: dict[str, str],
     sft_dataset: pl.DataFrame,
@@ -318,17 +333,29 @@ def compare_models(
     agents: pl.DataFrame,
     tools: pl.DataFrame,
     config: EvaluationConfig,
+    known: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], pl.DataFrame]:
     """Evaluate each ``{name: model folder}`` as the agent on the same SFT-held-out tasks.
 
-    Returns the summaries by name and all episode rows with a ``model`` column, so the report
-    can put the initial model and the trained one side by side.
+    Returns the summaries by name (each with its ``evaluation_key``) and all episode rows with
+    a ``model`` column, so the report can put the initial model and the trained one side by
+    side. A model whose key matches a summary in ``known`` (an earlier stage's evaluation) is
+    not played again: that summary is returned, marked ``reused``, and it has no rows.
     """
     held_out = validation_agent_ids(sft_dataset)
+    previous = {s.get("evaluation_key"): s for s in (known or {}).values()}
     summaries, frames = {}, []
     for name, path in model_paths.items():
+        key = evaluation_key(ModelFolder(path), held_out, tasks, config)
+        if key in previous:
+            log.info("agent evaluation: %s has the weights, held-out tasks and settings of an "
+                     "evaluation already in the catalog; its figures are reused", name)
+            summaries[name] = {**previous[key], "reused": True}
+            continue
         settings = config.hf_backend.model_copy(update={"kind": "hf", "model_path": path})
         result = evaluate_agent(settings, tasks, agents, tools, config, agent_ids=held_out)
-        summaries[name] = result.summary
+        summaries[name] = {**result.summary, "evaluation_key": key}
         frames.append(result.rows.with_columns(pl.lit(name).alias("model")))
-    return summaries, pl.concat(frames, how="diagonal_relaxed")
+    rows = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(
+        {"model": []}, schema={"model": pl.String})
+    return summaries, rows

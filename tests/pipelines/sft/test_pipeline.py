@@ -26,10 +26,16 @@ def test_sft_stage_trains_saves_reports_and_evaluates(project):
     training = report["training"]
     assert training["steps"] == 4 and training["final_loss"] < training["first_loss"]
     assert report["packing"]["train"]["efficiency"] > 0.5
+    # one agent's examples share its system prompt and tools: run once per row
+    assert report["packing"]["train"]["shared_prefix_tokens"] > 0
     for model in ("initial", "sft"):
         figures = report["evaluation"][model]
         assert 0 <= figures["parse_validity_rate"] <= 1 and 0 <= figures["success_rate"] <= 1
         assert figures["episodes"] == 3 and figures["completion_tokens"] > 0  # the model spoke
+    # the evaluation is in the catalog for rl, each summary keyed by what it measured
+    saved = catalog.load("sft_evaluation")
+    assert saved["sft"]["evaluation_key"] != saved["initial"]["evaluation_key"]
+    assert saved["sft"]["success_rate"] == report["evaluation"]["sft"]["success_rate"]
     assert (project / "data/08_reporting/sft_training.png").exists()
     # the tiny model rarely solves a math task: demonstrations may be none, never unverified
     demos = catalog.load("sft_demos")

@@ -75,15 +75,18 @@ def evaluate_rl(sft_model: ModelFolder, rl_model: ModelFolder, rl_heldout_tasks:
 
 
 def evaluate_rl_as_agent(sft_model: ModelFolder, rl_model: ModelFolder,
-                         sft_dataset: pl.DataFrame, tasks: pl.DataFrame, agents: pl.DataFrame,
+                         sft_evaluation: dict[str, Any] | None, sft_dataset: pl.DataFrame,
+                         tasks: pl.DataFrame, agents: pl.DataFrame,
                          tool_repository: pl.DataFrame, evaluation_params: dict[str, Any],
                          params: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Both models on the SFT stage's held-out tool tasks ({} when switched off)."""
+    """Both models on the SFT stage's held-out tool tasks ({} when switched off); sft_model's
+    figures come from the SFT stage's evaluation when it measured these very weights."""
     if not _config(params).evaluation.tool_tasks:
         return {}
     config = EvaluationConfig.model_validate(evaluation_params)
     models = {"sft_model": str(sft_model.path), "rl_model": str(rl_model.path)}
-    summaries, _ = compare_models(models, sft_dataset, tasks, agents, tool_repository, config)
+    summaries, _ = compare_models(models, sft_dataset, tasks, agents, tool_repository, config,
+                                  known=sft_evaluation or {})
     return summaries
 
 

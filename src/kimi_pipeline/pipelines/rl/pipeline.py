@@ -28,8 +28,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 nodes.evaluate_rl_as_agent,
-                ["sft_model", "rl_model", "sft_dataset", "tasks", "agents", "tool_repository",
-                 "params:sft_evaluation", "params:rl"],
+                ["sft_model", "rl_model", "sft_evaluation", "sft_dataset", "tasks", "agents",
+                 "tool_repository", "params:sft_evaluation", "params:rl"],
                 "rl_agent_evaluation", name="evaluate_rl_on_heldout_tool_tasks",
             ),
             Node(

@@ -52,16 +52,15 @@ def train_sft(base_model: ModelFolder, sft_dataset: pl.DataFrame, sft_demos: pl.
     if mlflow.active_run():
         # optimizer name, kernel, learning rates, the Muon/AdamW parameter split
         mlflow.log_params(result.get("optimizer") or {})
-    training = {"result": result, "packing": prepared.packing,
-                "initial_model": str(prepared.initial.path)}
+    training = {"result": result, "packing": prepared.packing}
     return ModelFolder(prepared.run_dir / "final"), training
 
 
-def evaluate_sft(sft_model: ModelFolder, training: dict[str, Any], sft_dataset: pl.DataFrame,
+def evaluate_sft(base_model: ModelFolder, sft_model: ModelFolder, sft_dataset: pl.DataFrame,
                  tasks: pl.DataFrame, agents: pl.DataFrame, tool_repository: pl.DataFrame,
                  params: dict[str, Any]) -> tuple[dict[str, Any], pl.DataFrame]:
     config = EvaluationConfig.model_validate(params)
-    models = {"initial": training["initial_model"], "sft": str(sft_model.path)}
+    models = {"initial": str(base_model.path), "sft": str(sft_model.path)}
     return compare_models(models, sft_dataset, tasks, agents, tool_repository, config)
 
 

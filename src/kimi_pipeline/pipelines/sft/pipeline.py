@@ -18,7 +18,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                  ["sft_model", "sft_training"], name="train_sft"),
             Node(
                 nodes.evaluate_sft,
-                ["sft_model", "sft_training", "sft_dataset", "tasks", "agents", "tool_repository",
+                ["base_model", "sft_model", "sft_dataset", "tasks", "agents", "tool_repository",
                  "params:sft_evaluation"],
                 ["sft_evaluation", "sft_evaluation_sample"],
                 name="evaluate_sft",
