@@ -57,7 +57,8 @@ def summarise(training: dict[str, Any], table: list[dict[str, Any]],
             "sft_model": before, "rl_model": after,
             "gain_points": None if before is None or after is None else 100 * (after - before),
         },
-        "tool_tasks": {model: {k: summary.get(k) for k in (*AGENT_COUNTS, *AGENT_RATES)}
+        "tool_tasks": {model: {**{k: summary.get(k) for k in (*AGENT_COUNTS, *AGENT_RATES)},
+                               "reused": bool(summary.get("reused"))}  # the sft stage's figures
                        for model, summary in (agent or {}).items()},
         "iterations": len(history),
         "first_iteration": history[0] if history else {},

@@ -71,6 +71,7 @@ def test_rl_stage_trains_the_policy_and_measures_it_on_held_out_tasks(project, r
     for figures in report["tool_tasks"].values():
         assert figures["episodes"] == 3  # conf/test sft_evaluation.n_tasks
         assert 0 <= figures["success_rate"] <= 1 and figures["tool_calls"] >= 0
+        assert figures["reused"] is False  # this catalog's sft stage never evaluated its model
     json.dumps(report)  # plain JSON
 
     client = mlflow.tracking.MlflowClient()
