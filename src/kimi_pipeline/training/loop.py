@@ -35,7 +35,7 @@ from kimi_pipeline import precision
 from kimi_pipeline.training.adapters import LoraConfig, unwrapped
 from kimi_pipeline.training.chat import IGNORE_INDEX
 from kimi_pipeline.training.objectives import make_objective
-from kimi_pipeline.training.packing import forward_packed
+from kimi_pipeline.training.packing import block_starts, forward_packed
 from kimi_pipeline.training.qk_clip import max_logit_stats, record_max_logits, reset_max_logits
 
 
@@ -112,11 +112,8 @@ def all_token_labels(batch: dict[str, torch.Tensor], pad_id: int) -> torch.Tenso
     """Every token is a target except the padding and the first token of each block of
     consecutive positions (an example's, or a continuation's after a shared prefix: the row
     position before it belongs to another example)."""
-    positions = batch["position_ids"]
-    starts = torch.diff(positions, dim=-1, prepend=positions[:, :1] - 1) != 1
-    starts[:, 0] = True
     labels = batch["input_ids"].clone()
-    labels[starts | (batch["input_ids"] == pad_id)] = IGNORE_INDEX
+    labels[block_starts(batch["position_ids"]) | (batch["input_ids"] == pad_id)] = IGNORE_INDEX
     return labels
 
 

@@ -271,12 +271,19 @@ def collate_packed(rows: Sequence[Mapping[str, Sequence[int]]]) -> dict[str, tor
     return {key: torch.tensor([list(row[key]) for row in rows], dtype=torch.long) for key in keys}
 
 
+def block_starts(position_ids: torch.Tensor) -> torch.Tensor:
+    """Where a block of consecutive positions begins (an example, a continuation after a
+    shared prefix, the padding); every row's first token is one."""
+    starts = torch.diff(position_ids, dim=-1, prepend=position_ids[:, :1] - 1) != 1
+    starts[:, 0] = True
+    return starts
+
+
 def _blocks(position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per token: its block (a run of consecutive positions), the root block it belongs to
     (the last block that restarted at position 0) and its own block's first position."""
     column = torch.arange(position_ids.shape[-1], device=position_ids.device)
-    starts = torch.diff(position_ids, dim=-1, prepend=position_ids[:, :1] - 1) != 1
-    starts[:, 0] = True
+    starts = block_starts(position_ids)
     block = starts.cumsum(-1)
     root = torch.where(starts & (position_ids == 0), block, 0)
     root[:, 0] = block[:, 0]
@@ -286,7 +293,7 @@ def _blocks(position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
 
 def has_continuations(position_ids: torch.Tensor) -> bool:
     """Whether some block restarts at a position > 0 (a continuation of a shared prefix)."""
-    restarts = torch.diff(position_ids, dim=-1) != 1
+    restarts = block_starts(position_ids)[:, 1:]
     return bool((restarts & (position_ids[:, 1:] != 0)).any())
 
 
