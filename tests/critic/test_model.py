@@ -79,6 +79,32 @@ def test_a_saved_critic_judges_as_before(policy, tmp_path):
     assert folder.load_model() is not None  # still a loadable HF folder
 
 
+def test_a_saved_critic_refits_on_its_pairs_without_reading_them_again(policy, tmp_path,
+                                                                        monkeypatch):
+    pairs = _pairs(16, seed=5)
+    critic = make_critic(policy, CriticModelConfig(l2=1.0), RUBRICS)
+    critic.fit(pairs)
+    folder = critic.save(tmp_path / "critic")
+    read: list[int] = []
+    forward = type(critic)._forward
+    monkeypatch.setattr(type(critic), "_forward",
+                        lambda self, batch: (read.append(len(batch)), forward(self, batch)))
+
+    again = load_critic(folder, RUBRICS)
+    again.fit(pairs)  # what RL's first refresh does with the critic stage's pairs
+    assert read == []
+    assert again.heads.keys() == critic.heads.keys()
+    for name, head in critic.heads.items():
+        assert again.heads[name] == pytest.approx(head)
+    fresh = _pairs(3, seed=6)
+    again.features([(p.prompt, p.chosen) for p in fresh])
+    assert sum(read) == 3  # new text is read as before
+
+    other = load_critic(folder, RUBRICS, {**folder.metadata()["critic"], "config": {
+        **folder.metadata()["critic"]["config"], "feature_layers": [1.0, 1.0]}})
+    other.fit(pairs)  # other layers: the saved features do not apply
+    assert sum(read) == 3 + 32
+
 def test_mandatory_rules_decide_when_one_side_breaks_them(policy):
     critic = make_critic(policy, CriticModelConfig(l2=1.0), RUBRICS)
     critic.fit(_pairs(8, seed=5))
