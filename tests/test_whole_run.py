@@ -36,3 +36,9 @@ def test_kedro_run_runs_the_seven_stages_in_one_session_and_one_mlflow_run(proje
     for stage_metric in ("gym.overall.pass_rate", "rl.heldout.gain_points", "rl/reward/task"):
         assert stage_metric in metrics, stage_metric
     assert any(key.startswith("train/") for key in metrics)  # sft's curves
+    # where the time went: every node, every stage, the run
+    stages = {f"seconds/stage/{stage}" for stage in
+              ("tool_repo", "synthesis", "filtering", "sft", "gym", "critic", "rl")}
+    assert stages <= metrics.keys()
+    assert "seconds/sft.train_sft" in metrics and "seconds/rl.train_rl" in metrics
+    assert metrics["seconds/run"] == pytest.approx(sum(metrics[k] for k in stages))

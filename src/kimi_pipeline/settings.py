@@ -1,5 +1,5 @@
-"""Kedro project settings: hooks (inputs, lineage, run status, MLflow view) and the config
-loader (with an ``env_or`` resolver)."""
+"""Kedro project settings: hooks (inputs, lineage, run status, MLflow view, node times) and
+the config loader (with an ``env_or`` resolver)."""
 
 from kedro.config import OmegaConfigLoader
 
@@ -7,6 +7,7 @@ from kimi_pipeline.hooks import (
     InputCheckHook,
     LineageHook,
     MlflowViewHook,
+    NodeTimeHook,
     ParameterValidationHook,
     RunStatusHook,
 )
@@ -19,7 +20,7 @@ from kimi_pipeline.quiet import register_resolvers
 register_resolvers()
 
 HOOKS = (ParameterValidationHook(), InputCheckHook(), LineageHook(), RunStatusHook(),
-         MlflowViewHook())
+         MlflowViewHook(), NodeTimeHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
