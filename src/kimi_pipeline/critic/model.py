@@ -17,7 +17,9 @@ tokenizer and, in ``kimi_metadata.json``, everything the critic learned):
   that comes before any rollout. Measured on SmolLM2-135M (sft_model, fp32) on two gym draws
   (393 verifier pairs of 40 tasks, 404 of 42), cross-validated by task: 81 and 75 % agreement
   with the verifiers, where picking the shorter answer scores 54 and 48 %. Fitting takes
-  seconds once the features are read.
+  seconds once the features are read; a saved critic keeps the features it read
+  (``critic_features.npz``), so RL's refreshes refit on the critic stage's pairs without
+  reading them again.
 - ``generative`` (``critic/generative.py``, K2's form): the policy fine-tuned by the SFT trainer
   to answer ``{"better": "A"}``; P(first better) is read from the logits of the verdict token.
 
