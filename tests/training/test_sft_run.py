@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from kimi_pipeline.model_folder import ModelFolder
 from kimi_pipeline.records import GymTask, SftExample, to_frame
 from kimi_pipeline.training import sft
 from kimi_pipeline.training.base_model import BaseModelConfig, save_base_model
+from kimi_pipeline.training.chat import render_with_mask
 from kimi_pipeline.training.launch import command, free_port, worker_env
 from tests.training import TOOLS, conversation
 
@@ -27,9 +29,9 @@ pytestmark = pytest.mark.slow
 NAMES = ["Zoë", "Ana", "Björn", "李雷", "Omar", "Élodie", "Kwame", "Maya", "Ivo", "Sun"]
 
 
-def sft_frame() -> pl.DataFrame:
+def sft_frame(n: int = 60) -> pl.DataFrame:
     rows = []
-    for i in range(60):
+    for i in range(n):
         name = f"{NAMES[i % len(NAMES)]}{i}"
         rows.append({
             "example_id": f"ex{i:03d}", "trajectory_id": f"t{i}", "agent_id": f"a{i % 6}",
@@ -52,6 +54,21 @@ def base_model(tmp_path, frame: pl.DataFrame | None = None) -> ModelFolder:
 
 def prepare(frame: pl.DataFrame, cfg: sft.SftConfig, tmp_path) -> sft.PreparedRun:
     return sft.prepare_run(frame, base_model(tmp_path), cfg)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="forks only on Linux")
+def test_examples_rendered_over_forked_processes_are_those_rendered_in_one(tmp_path,
+                                                                           monkeypatch):
+    frame = sft_frame(1200)  # enough rows to split over two processes
+    tokenizer = base_model(tmp_path, frame.head(60)).load_tokenizer()
+    calls: list[int] = []
+    forked = sft.run_forked
+    monkeypatch.setattr(sft, "run_forked", lambda parts: calls.append(len(parts)) or forked(parts))
+    monkeypatch.setattr(sft.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    rendered = sft._rendered(frame, tokenizer, "auto")
+    assert calls == [2]
+    assert rendered == [render_with_mask(tokenizer, json.loads(m), json.loads(t), method="auto")
+                        for m, t in zip(frame["messages"], frame["tools"])]
 
 
 def config(tmp_path, **train) -> sft.SftConfig:
