@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from kimi_pipeline.doctor_context import CheckResult, DoctorContext, walk
+from kimi_pipeline.procs import usable_cores
 from kimi_pipeline.doctor_estimates import (
     GIB,
     POLICY_SOURCES,
@@ -103,14 +104,6 @@ def check_cpu(ctx: DoctorContext) -> list[CheckResult]:
                             "set those to 'auto': this CPU emulates bf16 (matmuls ~100x slower)",
                             data)]
     return [CheckResult("cpu", "ok", detail, data=data)]
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its affinity mask), else the machine's count."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 @register_check("threads")

@@ -21,6 +21,7 @@ that outlives its children: the pool's submitting thread, the sandbox job's thre
   (the DeepSpeed launcher and its workers).
 
 Elsewhere than Linux these are no-ops and commands are returned unchanged.
+:func:`usable_cores` says how many processes a stage may spread work over (the affinity mask).
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ _EXEC_CODE = (
     "os.getppid()==int(sys.argv[1]) or os._exit(137)\n"
     "os.execv(sys.argv[2],sys.argv[2:])\n"
 )
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask), else the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def _prctl(option: int, value: int) -> None:

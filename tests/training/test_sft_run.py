@@ -64,7 +64,7 @@ def test_examples_rendered_over_forked_processes_are_those_rendered_in_one(tmp_p
     calls: list[int] = []
     forked = sft.run_forked
     monkeypatch.setattr(sft, "run_forked", lambda parts: calls.append(len(parts)) or forked(parts))
-    monkeypatch.setattr(sft.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(sft, "usable_cores", lambda: 2)
     rendered = sft._rendered(frame, tokenizer, "auto")
     assert calls == [2]
     assert rendered == [render_with_mask(tokenizer, json.loads(m), json.loads(t), method="auto")

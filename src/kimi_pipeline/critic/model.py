@@ -237,8 +237,7 @@ class BradleyTerryCritic:
         self.scale = np.asarray(scale, dtype=np.float64) if scale is not None else None
         self.trained_on: dict[str, int] = dict(state.get("trained_on", {}))
         self._model = self._tokenizer = None
-        self._cache: dict[str, np.ndarray] = {}
-        self._saved_features_read = False
+        self._cache: dict[str, np.ndarray] = self._saved_features()
 
     # ------------------------------------------------------------------------- features
     def _load(self) -> None:
@@ -279,25 +278,22 @@ class BradleyTerryCritic:
                            "response_chars": self.config.max_response_chars,
                            "dtype": str(dtype), "device": torch.device(device).type})
 
-    def _read_saved_features(self) -> None:
+    def _saved_features(self) -> dict[str, np.ndarray]:
         """Features the critic stage read (``save``), when they were read as this critic
         would read them: RL's first refresh refits on the stage's pairs without the ~2.5 min
         of forward passes (measured on SmolLM2-135M, 2 cores, fp32)."""
-        self._saved_features_read = True
         path = self.policy.path / FEATURES_FILE
         if not path.is_file():
-            return
+            return {}
         with np.load(path, allow_pickle=False) as saved:
             if str(saved["identity"]) != self._feature_identity():
                 log.info("critic: %s was read at other settings; features are read again", path)
-                return
-            for key, row in zip(saved["keys"].tolist(), saved["features"], strict=True):
-                self._cache.setdefault(key, row.astype(np.float64))
+                return {}
+            return {key: row.astype(np.float64)
+                    for key, row in zip(saved["keys"].tolist(), saved["features"], strict=True)}
 
     def features(self, items: Sequence[tuple[str, str]]) -> np.ndarray:
         """One feature row per (prompt, response): the mean hidden state of the response."""
-        if not self._saved_features_read:
-            self._read_saved_features()
         todo = list(dict.fromkeys(self._key(p, r) for p, r in items if
                                   self._key(p, r) not in self._cache))
         if todo:

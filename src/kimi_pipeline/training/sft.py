@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from kimi_pipeline.training.engine import EngineConfig, load_deepspeed_config
 from kimi_pipeline.training.launch import RunSpec, launch
 from kimi_pipeline.training.loop import TrainConfig, read_metrics
 from kimi_pipeline.model_folder import ModelFolder
+from kimi_pipeline.procs import usable_cores
 from kimi_pipeline.training.optim import OptimizerConfig
 from kimi_pipeline.training.packing import PackingConfig, collate_packed, pack
 
@@ -153,8 +153,7 @@ def _rendered(frame: pl.DataFrame, tokenizer, method: str) -> list[dict[str, lis
             return out
         return render
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    parts = min(cores, len(messages) // 500) if can_fork(torch.device("cpu")) else 1
+    parts = min(usable_cores(), len(messages) // 500) if can_fork(torch.device("cpu")) else 1
     ranges = split_by_cost([1] * len(messages), max(parts, 1))
     return [example for chunk in run_forked([part(r) for r in ranges]) for example in chunk]
 
