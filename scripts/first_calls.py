@@ -7,6 +7,7 @@ newest ``base_model`` and ``sft_model`` of the catalog on the newest ``sft_datas
 
     python scripts/first_calls.py                      # base_model vs sft_model, 48 calls
     python scripts/first_calls.py --model a=data/06_models/sft_runs/<run>/final --n 96
+    python scripts/first_calls.py --enforcer           # calls decoded under the enforcer
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=48, help="validation calls scored")
     parser.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16")
     parser.add_argument("--processes", type=int, default=2, help="sampling processes (CPU)")
+    parser.add_argument("--enforcer", action="store_true",
+                        help="decode calls under the tool-call enforcer (llm/enforcer.py)")
     args = parser.parse_args()
     models = dict(m.split("=", 1) for m in args.model) or {
         "base_model": newest("data/06_models/base_model/*/base_model"),
@@ -44,7 +47,7 @@ def main() -> None:
     for name, folder in models.items():
         backend = make_backend(HFBackendConfig(
             kind="hf", model_path=folder, dtype=args.dtype, max_batch_size=max(len(cases), 1),
-            cpu_threads=1, cpu_processes=args.processes))
+            cpu_threads=1, cpu_processes=args.processes, tool_call_enforcer=args.enforcer))
         summary, _ = score_first_calls(backend, cases)
         print(json.dumps({"model": name, **summary}))
 

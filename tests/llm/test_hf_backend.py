@@ -20,7 +20,7 @@ from kimi_pipeline.llm.base import (
     make_backend,
 )
 from kimi_pipeline.llm.hf_backend import HFBackend, cpu_threads, prepare_messages
-from tests.training import TOOLS, conversation, make_tokenizer
+from tests.training import TOOLS, conversation
 
 NAMES = ["Zoë", "Ana", "Björn", "李雷", "Omar", "Élodie"]
 CALL = {"name": "search_orders", "arguments": {"customer": "Ana"}}
@@ -90,17 +90,6 @@ def one_thread():
     """Tiny models run fastest on one intra-op thread (and do not fight other processes)."""
     with cpu_threads(1):
         yield
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return make_tokenizer()
-
-
-@pytest.fixture(scope="module")
-def random_dir(tokenizer, tmp_path_factory):
-    # a wide init so that greedy continuations differ from prompt to prompt
-    return save(tiny_model(tokenizer, init=0.5), tokenizer, tmp_path_factory.mktemp("random"))
 
 
 @pytest.fixture(scope="module")

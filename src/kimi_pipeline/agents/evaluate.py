@@ -354,7 +354,9 @@ def compare_models(
             continue
         settings = config.hf_backend.model_copy(update={"kind": "hf", "model_path": path})
         result = evaluate_agent(settings, tasks, agents, tools, config, agent_ids=held_out)
-        summaries[name] = {**result.summary, "evaluation_key": key}
+        summaries[name] = {**result.summary, "evaluation_key": key,
+                           "tool_call_enforcer": bool(getattr(settings, "tool_call_enforcer",
+                                                              False))}
         frames.append(result.rows.with_columns(pl.lit(name).alias("model")))
     rows = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(
         {"model": []}, schema={"model": pl.String})

@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, Literal, Protocol, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter,
+                      model_validator)
 
 from kimi_pipeline.records import ToolCall
 from kimi_pipeline.registry import Registry
@@ -177,6 +178,19 @@ class HFBackendConfig(BackendSettings):
         "auto", description="'hf': how the model writes tool calls (llm.tool_parsing: kimi, "
         "hermes, json); 'auto' detects it from the tokenizer's chat template."
     )
+    tool_call_enforcer: bool = Field(
+        False, description="'hf' sampler 'kimi': constrained decoding of tool calls "
+        "(llm/enforcer.py, K2's 'enforcer'): once a reply opens a call (kimi or hermes tags), "
+        "it names an offered tool and writes arguments valid for its schema; free text and the "
+        "choice to call are not constrained. Log-probs stay the model's own."
+    )
+
+    @model_validator(mode="after")
+    def _enforcer_needs_the_kimi_sampler(self) -> "HFBackendConfig":
+        if self.tool_call_enforcer and self.sampler != "kimi":
+            raise ValueError("tool_call_enforcer needs sampler 'kimi' (hf_generate decodes "
+                             "without grammars)")
+        return self
 
 
 BACKEND_CONFIGS: dict[str, type[BackendSettings]] = {

@@ -58,7 +58,9 @@ Sampling is greedy at temperature 0, else pure temperature sampling (no top-k / 
 from the caller's ``torch.Generator`` only: the same inputs, seed and thread count give the
 same outputs. Each generated token carries its log-probability under the model's unscaled
 (temperature-1) distribution, from fp32 logits; RL compares it with the trainer's
-teacher-forced log-probs (they agree to ~1e-5 in fp32).
+teacher-forced log-probs (they agree to ~1e-5 in fp32). A prompt may come with a grammar
+(``llm.enforcer``: the tool-call enforcer); its rows then draw only tokens the grammar allows,
+the recorded log-probs staying the model's own.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -102,6 +104,8 @@ class SamplerStats:
     sampled_tokens: int = 0
     compactions: int = 0
     prefix_reused_tokens: int = 0  # prompt tokens whose keys/values came from the prefix cache
+    constrained_tokens: int = 0  # tokens drawn under a grammar's mask (inside a tool call)
+    grammar_rejections: int = 0  # rows whose grammar refused a drawn token (then unconstrained)
     prefill_s: float = 0.0  # wall seconds (of the slowest process when a call is split)
     decode_s: float = 0.0
 
@@ -109,7 +113,8 @@ class SamplerStats:
         """Fold in the stats of one call's parallel parts: counts add up, seconds are the
         slowest part's (they ran side by side)."""
         for name in ("prefill_calls", "prefill_tokens", "decode_steps", "sampled_tokens",
-                     "compactions", "prefix_reused_tokens"):
+                     "compactions", "prefix_reused_tokens", "constrained_tokens",
+                     "grammar_rejections"):
             setattr(self, name, getattr(self, name) + sum(getattr(p, name) for p in parts))
         self.prefill_s += max(p.prefill_s for p in parts)
         self.decode_s += max(p.decode_s for p in parts)
@@ -123,6 +128,7 @@ class _Batch:
     k: int
     budgets: list[int]  # per row
     stops: list[frozenset[int]]  # per row
+    grammars: list[Any] | None = None  # per row: a compiled grammar (llm.enforcer) or None
     width: int = field(init=False)  # longest prompt: every prompt is left-padded to it
     rows: int = field(init=False)
 
@@ -142,15 +148,17 @@ class Sampler:
     """Samples from ``model`` (an HF causal LM, eval mode); the fast path when it applies."""
 
     def __init__(self, model: Any, fast: bool = True, processes: int = 1,
-                 prefix_cache_bytes: int = 0):
+                 prefix_cache_bytes: int = 0, enforcer: Any = None):
         """``fast=False`` forces the generic path through the model's own forward.
         ``processes`` > 1 splits each call's prompts over that many processes (``llm.forked``:
         forked, each with the caller's torch thread count) where the model is on a CPU.
         ``prefix_cache_bytes`` > 0 keeps that much of prefilled prompts' keys/values
         (``llm.prefix_cache``, fast path only): a later prompt prefills only what follows its
-        longest cached prefix."""
+        longest cached prefix. ``enforcer`` (``llm.enforcer.ToolCallEnforcer``) makes the
+        matchers of prompts sampled with a grammar."""
         self.model = model
         self.processes = processes
+        self.enforcer = enforcer
         reason = fast_path_refusal(model) if fast else "fast path switched off"
         self.path = "fast" if reason is None else "hf"
         self.reason = reason
@@ -174,22 +182,31 @@ class Sampler:
         temperature: float = 1.0,
         k: int = 1,
         generator: torch.Generator | None = None,
+        grammars: Sequence[Any] | None = None,
     ) -> list[Sample]:
         """``k`` samples of each prompt (rows ``i*k … i*k+k-1`` for prompt ``i``).
 
         ``max_new_tokens``: one budget, or one per prompt, or one per row. ``stop_ids``: one
         set for every row, or one set per prompt or per row. ``temperature`` 0 is greedy.
-        ``generator`` draws every sample (torch's global RNG when None)."""
+        ``generator`` draws every sample (torch's global RNG when None). ``grammars``: one
+        per prompt (None: unconstrained), from the sampler's ``enforcer``."""
         if not prompts or k < 1:
             return []
         batch = self._batch(prompts, max_new_tokens, stop_ids, k)
+        if grammars is not None and any(g is not None for g in grammars):
+            if self.enforcer is None:
+                raise ValueError("grammars given to a Sampler built without an enforcer")
+            if len(grammars) != len(batch.prompts):
+                raise ValueError(f"grammars: {len(grammars)} for {len(batch.prompts)} prompts")
+            batch.grammars = [g for g in grammars for _ in range(k)]
         self.stats.calls += 1
         if max(batch.budgets) == 0:
             return [Sample([], [], False) for _ in range(batch.rows)]
         device = next(self.model.parameters()).device
         if self.processes > 1 and len(batch.prompts) > 1 and can_fork(device):
             return self._sample_forked(batch, temperature, generator, device)
-        return _Loop(self._engine(self.stats), batch, temperature, generator, self.stats).run()
+        return _Loop(self._engine(self.stats), batch, temperature, generator, self.stats,
+                     self._masks(batch)).run()
 
     def _sample_forked(self, batch: _Batch, temperature: float,
                        generator: torch.Generator | None, device: torch.device) -> list[Sample]:
@@ -207,11 +224,11 @@ class Sampler:
             def run() -> tuple[list[Sample], SamplerStats, list[Extension]]:
                 rows = slice(prompts.start * k, prompts.stop * k)
                 sub = _Batch([batch.prompts[i] for i in prompts], k, batch.budgets[rows],
-                             batch.stops[rows])
+                             batch.stops[rows], batch.grammars[rows] if batch.grammars else None)
                 stats = SamplerStats()
                 draw = torch.Generator(device=device).manual_seed(seed)
                 engine = self._engine(stats)
-                samples = _Loop(engine, sub, temperature, draw, stats).run()
+                samples = _Loop(engine, sub, temperature, draw, stats, self._masks(sub)).run()
                 return samples, stats, getattr(engine, "extensions", [])
             return run
 
@@ -236,6 +253,13 @@ class Sampler:
         if min(budgets) < 0:
             raise ValueError("token budgets must be >= 0")
         return _Batch(prompts, k, budgets, stops)
+
+    def _masks(self, batch: _Batch) -> Any:
+        """The rows' grammar matchers (``llm.enforcer.RowMasks``), None when no row has one;
+        made where the rows are decoded (a forked part makes its own)."""
+        if not batch.grammars or self.enforcer is None:
+            return None
+        return self.enforcer.row_masks(batch.grammars)
 
     def _engine(self, stats: SamplerStats) -> _Engine:
         if self.path == "hf":
@@ -282,8 +306,8 @@ class _Loop:
     """Draw, record, stop, compact, step: the part both engines share."""
 
     def __init__(self, engine: _Engine, batch: _Batch, temperature: float,
-                 generator: torch.Generator | None, stats: SamplerStats):
-        self.engine, self.batch, self.stats = engine, batch, stats
+                 generator: torch.Generator | None, stats: SamplerStats, masks: Any = None):
+        self.engine, self.batch, self.stats, self.masks = engine, batch, stats, masks
         self.temperature, self.generator = float(temperature), generator
         self.tokens: list[list[int]] = [[] for _ in range(batch.rows)]
         self.logprobs: list[list[float]] = [[] for _ in range(batch.rows)]
@@ -297,7 +321,8 @@ class _Loop:
         self.stats.prefill_s += time.perf_counter() - start
         start = time.perf_counter()
         for step in range(max(self.batch.budgets)):
-            token, logprob = pick(logits, self.temperature, self.generator)
+            token, logprob = pick(logits, self.temperature, self.generator,
+                                  self._mask if self.masks is not None else None)
             if self._record(token.tolist(), logprob.tolist()):
                 break
             token = self._compact(token)
@@ -306,12 +331,20 @@ class _Loop:
         self.stats.decode_s += time.perf_counter() - start
         return [Sample(t, p, s) for t, p, s in zip(self.tokens, self.logprobs, self.stopped)]
 
+    def _mask(self, scores: torch.Tensor) -> bool:
+        """Tokens the live rows' grammars forbid set to -inf in ``scores``; False if none."""
+        masked = self.masks.mask(scores, self.live)
+        self.stats.constrained_tokens += masked
+        return masked > 0
+
     def _record(self, tokens: list[int], logprobs: list[float]) -> bool:
         """Append each live row's token; True when every row is done."""
         for position, row in enumerate(self.live):
             if self.done[row]:
                 continue
             token = tokens[position]
+            if self.masks is not None:
+                self.stats.grammar_rejections += not self.masks.accept(row, token)
             self.tokens[row].append(token)
             self.logprobs[row].append(logprobs[position])
             self.stats.sampled_tokens += 1
@@ -335,18 +368,28 @@ class _Loop:
         return token.index_select(0, index)
 
 
-def pick(logits: torch.Tensor, temperature: float,
-         generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+def pick(logits: torch.Tensor, temperature: float, generator: torch.Generator | None,
+         mask: Callable[[torch.Tensor], bool] | None = None
+         ) -> tuple[torch.Tensor, torch.Tensor]:
     """One token per row (greedy at temperature 0, else drawn from softmax(logits / T)) and
-    its log-probability under softmax(logits), both from fp32 logits.
+    its log-probability under softmax(logits), both from fp32 logits. ``mask`` sets the scores
+    of tokens a row may not take to -inf in a copy (True if it set any): the token is drawn
+    from what is left, its log-probability stays the model's.
 
     Drawn by inverse CDF (one uniform per row, ``searchsorted`` on the cumulative sum):
     ~5 ms for 32 x 49k logits, where ``torch.multinomial`` takes ~80 ms on CPU."""
     logp = torch.log_softmax(logits.float(), dim=-1)
+    scores = logp
+    if mask is not None:
+        masked = logp.clone()
+        if mask(masked):
+            scores = masked
     if temperature <= 0:
-        token = logp.argmax(dim=-1, keepdim=True)
+        token = scores.argmax(dim=-1, keepdim=True)
     else:
-        probs = logp.exp() if temperature == 1.0 else torch.softmax(logp / temperature, dim=-1)
+        # unnormalised after a mask: the uniform is scaled by the total below
+        probs = (scores.exp() if temperature == 1.0
+                 else torch.softmax(scores / temperature, dim=-1))
         cdf = probs.cumsum_(dim=-1)
         u = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device) * cdf[:, -1:]
         token = torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.shape[1] - 1)

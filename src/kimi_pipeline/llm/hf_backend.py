@@ -43,6 +43,10 @@ own chat template, its own end-of-turn tokens.
   'hf_generate' decodes the batch for its longest budget within the longest prompt's room and
   cuts each row to its own). The gym's ``generate`` answers such a prompt with empty texts
   (counted in ``stats.context_overflows``).
+- **Tool-call enforcer** (``tool_call_enforcer``, 'kimi' sampler): a request's tools become a
+  grammar (``llm.enforcer``); once a reply opens a tool call it can only name an offered tool
+  and write arguments valid for its schema (K2 serves its model the same way). Free text, and
+  whether to call at all, stay the model's.
 - **Replies**: tool calls parsed by ``llm.tool_parsing`` (format from ``tool_format``, 'auto'
   = detected from the chat template); ``meta`` holds the raw text, parse errors, finish reason
   ('stop' / 'length'), the batch size, and the tokens: ``prompt_ids``, the sampled
@@ -78,6 +82,7 @@ from kimi_pipeline.llm.base import (
     register_backend,
 )
 from kimi_pipeline.llm.decode import Sampler
+from kimi_pipeline.llm.enforcer import ToolCallEnforcer
 from kimi_pipeline.llm.tool_parsing import detect_format, extract_tool_calls
 
 log = logging.getLogger(__name__)
@@ -125,6 +130,7 @@ class _Job:
     seed: int
     future: asyncio.Future
     batch_size: int = 0
+    grammar: Any = None  # the enforcer's grammar for the request's tools
 
 
 def _seed_of(items: list[tuple[int, list[int]]]) -> int:
@@ -200,14 +206,18 @@ class HFBackend:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=self._dtype(config.dtype))
             model.to(self.device)
         self.model = model.eval()
-        self.sampler = Sampler(self.model, processes=config.cpu_processes,
-                               prefix_cache_bytes=int(config.prefix_cache_mb * 2 ** 20))
         self.stop_ids = self._stop_ids()
         self.pad_id = self._pad_id()
         self.context_length = config.context_length or self._max_positions()
         template = self.tokenizer.chat_template
         self.tool_format = (detect_format(template) if config.tool_format == "auto"
                             else config.tool_format)
+        self.enforcer = (ToolCallEnforcer(self.tokenizer, self._vocab_size(), self.stop_ids,
+                                          self.tool_format)
+                         if config.tool_call_enforcer else None)
+        self.sampler = Sampler(self.model, processes=config.cpu_processes,
+                               prefix_cache_bytes=int(config.prefix_cache_mb * 2 ** 20),
+                               enforcer=self.enforcer)
         self.stats = HFStats()
         self._lock = threading.Lock()  # one generate at a time, from any thread or loop
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -239,6 +249,11 @@ class HFBackend:
         if pad is None:
             pad = self.stop_ids[0] if self.stop_ids else 0
         return pad
+
+    def _vocab_size(self) -> int:
+        """Columns of the model's logits (may exceed the tokenizer's vocabulary: padding)."""
+        head = self.model.get_output_embeddings()
+        return int(head.weight.shape[0]) if head is not None else len(self.tokenizer)
 
     def _max_positions(self) -> int:
         config = self.model.config
@@ -275,13 +290,14 @@ class HFBackend:
         )
 
     def run_batch(self, prompts: list[list[int]], limits: list[int], temperature: float,
-                  seed: int, k: int = 1) -> list[Generation]:
+                  seed: int, k: int = 1, grammars: list[Any] | None = None) -> list[Generation]:
         """One batch over ``prompts`` (``k`` rows each, consecutive) through the configured
-        sampler; every row of prompt ``i`` is cut at its budget ``limits[i]``."""
+        sampler; every row of prompt ``i`` is cut at its budget ``limits[i]`` and, with the
+        enforcer, follows ``grammars[i]`` (None: free)."""
         start = time.perf_counter()
         with self._lock, cpu_threads(self.config.cpu_threads), torch.inference_mode():
             if self.config.sampler == "kimi":
-                out = self._sample(prompts, limits, temperature, seed, k)
+                out = self._sample(prompts, limits, temperature, seed, k, grammars)
             else:
                 out = self._generate(prompts, limits, temperature, seed, k)
             self.stats.generate_calls += 1
@@ -291,11 +307,12 @@ class HFBackend:
         return out
 
     def _sample(self, prompts: list[list[int]], limits: list[int], temperature: float,
-                seed: int, k: int) -> list[Generation]:
+                seed: int, k: int, grammars: list[Any] | None = None) -> list[Generation]:
         """``llm.decode``: one prefill per prompt, each row decoded to its own budget."""
         generator = torch.Generator(device=self.device).manual_seed(seed)
         rows = self.sampler.sample(prompts, limits, stop_ids=self.stop_ids,
-                                   temperature=temperature, k=k, generator=generator)
+                                   temperature=temperature, k=k, generator=generator,
+                                   grammars=grammars)
         return [self._generation(r.token_ids, r.stopped, r.logprobs) for r in rows]
 
     def _generate(self, prompts: list[list[int]], limits: list[int], temperature: float,
@@ -352,13 +369,17 @@ class HFBackend:
                        else request.temperature)
         seed = self.config.seed if request.seed is None else request.seed
         job = _Job(prompt, budget, float(temperature), int(seed),
-                   asyncio.get_running_loop().create_future())
+                   asyncio.get_running_loop().create_future(), grammar=self._grammar(request.tools))
         self._submit(job)
         try:
             generation = await job.future
         except Exception as exc:  # noqa: BLE001 — e.g. out of memory: this request fails alone
             return self._failure(f"generate failed: {type(exc).__name__}: {exc}", start)
         return self._reply(request, prompt, generation, job.batch_size, start)
+
+    def _grammar(self, tools: list[dict[str, Any]] | None) -> Any:
+        """The enforcer's grammar for ``tools`` (None without an enforcer or tools)."""
+        return self.enforcer.grammar(tools) if self.enforcer is not None else None
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         return asyncio.run(self.acomplete(request))
@@ -381,7 +402,7 @@ class HFBackend:
             try:
                 generations = await asyncio.to_thread(
                     self.run_batch, [j.prompt for j in batch], [j.max_new for j in batch],
-                    batch[0].temperature, seed)
+                    batch[0].temperature, seed, 1, [j.grammar for j in batch])
             except Exception as exc:  # noqa: BLE001 — handed to each waiting request
                 for job in batch:
                     if not job.future.done():
@@ -430,6 +451,7 @@ class HFBackend:
             meta={"raw_text": generation.text, "parse_errors": parsed.errors,
                   "finish_reason": "stop" if generation.stopped else "length",
                   "batch_size": batch_size, "tool_format": self.tool_format,
+                  "enforced": self.enforcer is not None and bool(request.tools),
                   "prompt_ids": list(prompt), "token_ids": list(generation.token_ids),
                   "logprobs": list(generation.logprobs)},
         )
@@ -481,11 +503,13 @@ class HFBackend:
         self.stats.context_overflows += len(prompts) - len(fits)
         order = sorted(fits, key=lambda i: -len(encoded[i]))
         per_chunk = max(1, self.config.max_batch_size // k)
+        grammar = self._grammar(tools)
         for c, at in enumerate(range(0, len(order), per_chunk)):
             chunk = order[at:at + per_chunk]
             limits = [min(budget, self._room(encoded[i])) for i in chunk]
             rows = self.run_batch([encoded[i] for i in chunk], limits, temperature,
-                                  _seed_of([(seed, [c])]), k)
+                                  _seed_of([(seed, [c])]), k,
+                                  None if grammar is None else [grammar] * len(chunk))
             for j, i in enumerate(chunk):
                 samples = rows[j * k:(j + 1) * k]
                 out[i] = samples if k == num_samples else samples * num_samples

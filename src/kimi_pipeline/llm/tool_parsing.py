@@ -106,8 +106,13 @@ def tagged(open_tag: str, close_tag: str) -> Extractor:
     return extract
 
 
-register_format("kimi", markers=("<|tool_call|>",))(tagged("<|tool_call|>", "<|/tool_call|>"))
-register_format("hermes", markers=("<tool_call>",))(tagged("<tool_call>", "</tool_call>"))
+# The open and close tags of each tagged format (``llm.enforcer`` builds its grammar from them)
+CALL_TAGS: dict[str, tuple[str, str]] = {
+    "kimi": ("<|tool_call|>", "<|/tool_call|>"),
+    "hermes": ("<tool_call>", "</tool_call>"),
+}
+for _name, (_open, _close) in CALL_TAGS.items():
+    register_format(_name, markers=(_open,))(tagged(_open, _close))
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
 
