@@ -106,6 +106,15 @@ def test_free_text_and_requests_without_tools_are_not_constrained(random_dir):
         assert [r.meta["enforced"] for r in b] == [tools is not None] * len(b)
 
 
+def test_a_format_without_call_tags_is_decoded_freely(random_dir, caplog):
+    """A template that writes calls as bare JSON gives the enforcer nothing to trigger on: the
+    backend says so and decodes freely rather than stopping a run."""
+    hf = backend(random_dir, tool_format="json", tool_call_enforcer=True)
+    assert hf.enforcer is None and "no call tags" in caplog.text
+    [reply] = complete_many(hf, strict_requests()[:1])
+    assert reply.error is None and reply.meta["enforced"] is False
+
+
 def test_pick_draws_inside_the_mask_and_reports_the_unmasked_log_prob():
     logits = torch.tensor([[4.0, 3.0, 0.0, -1.0]])
 

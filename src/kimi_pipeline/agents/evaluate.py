@@ -312,6 +312,7 @@ def evaluate_agent(
     rows = pl.DataFrame([episode_row(i, t, v) for i, t, v in zip(items, trajectories, verdicts)])
     summary = summarise(rows, agent.name, wall)
     summary["tasks_skipped"] = len(orphans) + len(unreadable)
+    summary["tool_call_enforcer"] = getattr(model, "enforcer", None) is not None
     return Evaluation(rows, summary, trajectories)
 
 
@@ -354,9 +355,7 @@ def compare_models(
             continue
         settings = config.hf_backend.model_copy(update={"kind": "hf", "model_path": path})
         result = evaluate_agent(settings, tasks, agents, tools, config, agent_ids=held_out)
-        summaries[name] = {**result.summary, "evaluation_key": key,
-                           "tool_call_enforcer": bool(getattr(settings, "tool_call_enforcer",
-                                                              False))}
+        summaries[name] = {**result.summary, "evaluation_key": key}
         frames.append(result.rows.with_columns(pl.lit(name).alias("model")))
     rows = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(
         {"model": []}, schema={"model": pl.String})

@@ -83,7 +83,7 @@ from kimi_pipeline.llm.base import (
 )
 from kimi_pipeline.llm.decode import Sampler
 from kimi_pipeline.llm.enforcer import ToolCallEnforcer
-from kimi_pipeline.llm.tool_parsing import detect_format, extract_tool_calls
+from kimi_pipeline.llm.tool_parsing import CALL_TAGS, detect_format, extract_tool_calls
 
 log = logging.getLogger(__name__)
 
@@ -212,9 +212,7 @@ class HFBackend:
         template = self.tokenizer.chat_template
         self.tool_format = (detect_format(template) if config.tool_format == "auto"
                             else config.tool_format)
-        self.enforcer = (ToolCallEnforcer(self.tokenizer, self._vocab_size(), self.stop_ids,
-                                          self.tool_format)
-                         if config.tool_call_enforcer else None)
+        self.enforcer = self._enforcer() if config.tool_call_enforcer else None
         self.sampler = Sampler(self.model, processes=config.cpu_processes,
                                prefix_cache_bytes=int(config.prefix_cache_mb * 2 ** 20),
                                enforcer=self.enforcer)
@@ -249,6 +247,17 @@ class HFBackend:
         if pad is None:
             pad = self.stop_ids[0] if self.stop_ids else 0
         return pad
+
+    def _enforcer(self) -> ToolCallEnforcer | None:
+        """The tool-call enforcer, or None (logged) where the chat format has no call tags to
+        trigger on (``json``): a long run then decodes calls freely rather than stopping."""
+        if self.tool_format not in CALL_TAGS:
+            log.warning("tool_call_enforcer: %s writes calls in the %r format, which has no "
+                        "call tags to enforce after; its calls are decoded freely",
+                        self.config.model_path or self.config.model, self.tool_format)
+            return None
+        return ToolCallEnforcer(self.tokenizer, self._vocab_size(), self.stop_ids,
+                                self.tool_format)
 
     def _vocab_size(self) -> int:
         """Columns of the model's logits (may exceed the tokenizer's vocabulary: padding)."""
@@ -451,7 +460,7 @@ class HFBackend:
             meta={"raw_text": generation.text, "parse_errors": parsed.errors,
                   "finish_reason": "stop" if generation.stopped else "length",
                   "batch_size": batch_size, "tool_format": self.tool_format,
-                  "enforced": self.enforcer is not None and bool(request.tools),
+                  "enforced": self._grammar(request.tools) is not None,
                   "prompt_ids": list(prompt), "token_ids": list(generation.token_ids),
                   "logprobs": list(generation.logprobs)},
         )

@@ -36,6 +36,9 @@ def test_sft_stage_trains_saves_reports_and_evaluates(project):
     saved = catalog.load("sft_evaluation")
     assert saved["sft"]["evaluation_key"] != saved["initial"]["evaluation_key"]
     assert saved["sft"]["success_rate"] == report["evaluation"]["sft"]["success_rate"]
+    # calls decoded under the tool-call enforcer, as conf/base sets (the test model's template
+    # writes <|tool_call|> tags)
+    assert saved["sft"]["tool_call_enforcer"] and saved["initial"]["tool_call_enforcer"]
     assert (project / "data/08_reporting/sft_training.png").exists()
     # the tiny model rarely solves a math task: demonstrations may be none, never unverified
     demos = catalog.load("sft_demos")
