@@ -70,7 +70,10 @@ def weights(result: dict) -> dict[str, torch.Tensor]:
 
 
 def test_kill_minus_nine_then_resume_gives_bitwise_the_same_policy(tmp_path, repo_root):
-    straight = run.train(prepare(tmp_path / "a", config(tmp_path / "a")))
+    """The top block trained, as conf/base trains the top 10 of 30: checkpoints leave the
+    frozen block out, and the resumed run gets it back from the SFT model."""
+    top = {"train": {"trainable_layers": 1}}
+    straight = run.train(prepare(tmp_path / "a", config(tmp_path / "a", **top)))
     assert straight["iterations"] == 3 and straight["resumed_from_iteration"] == 0
     rows = straight["metrics"]
     assert [r["step"] for r in rows] == [1, 2, 3]
@@ -81,7 +84,7 @@ def test_kill_minus_nine_then_resume_gives_bitwise_the_same_policy(tmp_path, rep
     assert samples and all(s["shaped"]["truncation"] == (-0.5 if s["truncated"] else 0.0)
                            for s in samples)
 
-    cfg = config(tmp_path / "b")
+    cfg = config(tmp_path / "b", **top)
     spec = prepare(tmp_path / "b", cfg)
     spec_path = Path(spec.run_dir) / "spec.json"
     spec_path.write_text(spec.model_dump_json())
@@ -98,6 +101,9 @@ def test_kill_minus_nine_then_resume_gives_bitwise_the_same_policy(tmp_path, rep
             break
         time.sleep(0.01)
     assert proc.wait() == -signal.SIGKILL, "the worker finished before it could be killed"
+    tag = latest.parent / latest.read_text().strip()
+    saved = torch.load(tag / "mp_rank_00_model_states.pt", weights_only=False)["module"]
+    assert saved and all(".layers.1." in k or k.endswith("norm.weight") for k in saved)
     resumed = run.train(spec)
     assert 1 <= resumed["resumed_from_iteration"] < 3
     assert not latest.exists()  # finished: the checkpoints are gone, final/ is the model

@@ -136,7 +136,8 @@ class PolicyTrainer:
 
         if not (self.checkpoints / "latest").exists():
             return False
-        _, client = self.engine.load_checkpoint(str(self.checkpoints))
+        # the frozen blocks are not in the checkpoint: they are the SFT model's, as built
+        _, client = self.engine.load_checkpoint(str(self.checkpoints), load_module_strict=False)
         self.iteration = int(client["iteration"])
         restore_rng(client)
         self.sampler = PromptSampler(self.sampler.prompts, self.config.sampler,
@@ -152,7 +153,7 @@ class PolicyTrainer:
         client = {"iteration": self.iteration, "sampler": self.sampler.state(),
                   "critic": self.critic.state() if self.critic is not None else None}
         save_resumable(self.engine, self.checkpoints, f"iter{self.iteration:05d}", client,
-                       self.config.train.keep_checkpoints)
+                       self.config.train.keep_checkpoints, exclude_frozen=True)
 
     # ------------------------------------------------------------------ one iteration
     def _autocast(self):

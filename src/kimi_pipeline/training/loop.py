@@ -299,15 +299,19 @@ def autocast_context(choice: str, device: torch.device):
     return torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
 
 
-def save_resumable(engine: Any, folder: Path, tag: str, client: dict[str, Any], keep: int) -> None:
+def save_resumable(engine: Any, folder: Path, tag: str, client: dict[str, Any], keep: int,
+                   exclude_frozen: bool = False) -> None:
     """A DeepSpeed checkpoint ``tag`` with ``client`` state plus every rank's RNG states; only
-    the newest ``keep`` tags of the folder stay on disk."""
+    the newest ``keep`` tags of the folder stay on disk. ``exclude_frozen``: the module's
+    frozen parameters are left out (the resuming run rebuilds them from its starting model and
+    loads the checkpoint with ``load_module_strict=False``)."""
     states = [None] * process_count()
     if process_count() > 1:
         dist.all_gather_object(states, _rng_state())
     else:
         states = [_rng_state()]
-    engine.save_checkpoint(str(folder), tag=tag, client_state={**client, "rng": states})
+    engine.save_checkpoint(str(folder), tag=tag, client_state={**client, "rng": states},
+                           exclude_frozen_parameters=exclude_frozen)
     if process_rank() == 0:
         prefix = tag.rstrip("0123456789")
         tags = sorted(p for p in folder.glob(f"{prefix}*") if p.is_dir())
