@@ -12,9 +12,10 @@ xgrammar *structural tag* (``triggered_tags``): the trigger is the format's open
 
 written as this project's chat templates render calls (``training.chat``: ``", "`` and
 ``": "`` separators, arguments in the order of the schema's ``properties``, which is the order
-the templates write them). So a call names an offered tool, parses, and passes its schema
-(types, enums, required keys, no undeclared keys, string formats xgrammar knows such as
-``email`` and ``date-time``), unless the token budget ends inside it.
+the templates write them; a checkpoint whose own template puts a newline after the open tag,
+as Qwen's does, is held to this spacing). So a call names an offered tool, parses, and passes
+its schema (types, enums, required keys, no undeclared keys, string formats xgrammar knows
+such as ``email`` and ``date-time``), unless the token budget ends inside it.
 
 The mask is applied to the sampling scores only: a token's recorded log-probability stays the
 model's own (``llm.decode.pick``), so RL's sampler/trainer agreement is measured on the policy,
@@ -44,14 +45,19 @@ def _function(tool: dict[str, Any]) -> dict[str, Any]:
     return tool.get("function") or tool
 
 
+def call_tags(tool_format: str) -> tuple[str, str]:
+    """The open and close tags of ``tool_format``'s calls; a clear error for a format without."""
+    if tool_format not in CALL_TAGS:
+        raise ValueError(f"tool_call_enforcer: the {tool_format!r} tool format has no call tags; "
+                         f"the enforcer knows {sorted(CALL_TAGS)}")
+    return CALL_TAGS[tool_format]
+
+
 def call_tag(tools: list[dict[str, Any]], tool_format: str,
              schema_of: Any = None) -> dict[str, Any]:
     """The structural tag that enforces calls to ``tools`` written in ``tool_format``.
     ``schema_of(tool)`` gives the parameters' schema to enforce (default: the declared one)."""
-    if tool_format not in CALL_TAGS:
-        raise ValueError(f"tool_call_enforcer: the {tool_format!r} tool format has no call tags; "
-                         f"the enforcer knows {sorted(CALL_TAGS)}")
-    open_tag, close_tag = CALL_TAGS[tool_format]
+    open_tag, close_tag = call_tags(tool_format)
     schema_of = schema_of or (lambda f: f.get("parameters") or ANY_OBJECT)
     tags = [{
         "type": "tag",
@@ -85,8 +91,7 @@ class ToolCallEnforcer:
         except ImportError as exc:  # pragma: no cover - a user's environment without it
             raise ImportError("tool_call_enforcer needs xgrammar: pip install xgrammar "
                               "(make install does)") from exc
-        if tool_format not in CALL_TAGS:
-            call_tag([], tool_format)  # raises, naming the formats it knows
+        call_tags(tool_format)  # a format without call tags is refused here, by name
         self.xgrammar, self.tool_format = xgrammar, tool_format
         info = xgrammar.TokenizerInfo.from_huggingface(
             tokenizer, vocab_size=vocab_size, stop_token_ids=list(stop_ids))
