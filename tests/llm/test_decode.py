@@ -16,18 +16,14 @@ from transformers import (
 
 from kimi_pipeline.llm.base import backend_config
 from kimi_pipeline.llm.decode import Sampler, fast_path_refusal, pick
-from kimi_pipeline.llm.hf_backend import HFBackend, cpu_threads
+from kimi_pipeline.llm.hf_backend import HFBackend
 from tests.training import TOOLS, conversation, make_tokenizer
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/llm/conftest.py
 
 PROMPTS = [[5, 6, 7, 8, 9, 10, 11, 12, 13], [3, 4], [20, 21, 22, 23, 24], [40]]
 SIZES = {"vocab_size": 128, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
          "num_key_value_heads": 2, "intermediate_size": 128, "initializer_range": 0.5}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    with cpu_threads(1):
-        yield
 
 
 def llama(tie: bool = True, seed: int = 0, **kw) -> LlamaForCausalLM:

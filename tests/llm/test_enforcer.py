@@ -13,8 +13,10 @@ from jsonschema import Draft202012Validator
 from kimi_pipeline.llm.base import backend_config, ChatRequest, complete_many, HFBackendConfig
 from kimi_pipeline.llm.decode import pick
 from kimi_pipeline.llm.enforcer import call_tag
-from kimi_pipeline.llm.hf_backend import cpu_threads, HFBackend
+from kimi_pipeline.llm.hf_backend import HFBackend
 from tests.llm.test_hf_backend import backend, prefixes, save, tiny_model, train_forced
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/llm/conftest.py
 
 STRICT_TOOLS = [
     {"type": "function", "function": {
@@ -30,12 +32,6 @@ STRICT_TOOLS = [
 # a misspelt tool and an argument the tool does not declare
 WRONG = ('<|tool_call|>{"name": "search_ordrs", "arguments": {"customer": "Ana", '
          '"limit": 3}}<|/tool_call|>')
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    with cpu_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +116,6 @@ def test_pick_draws_inside_the_mask_and_reports_the_unmasked_log_prob():
 
     def forbid_best(scores):
         scores[:, 0] = float("-inf")
-        return True
 
     token, logprob = pick(logits, 0.0, None, forbid_best)
     assert token.tolist() == [1]

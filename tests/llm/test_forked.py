@@ -12,17 +12,12 @@ import torch
 from kimi_pipeline.llm.base import backend_config
 from kimi_pipeline.llm.decode import Sampler
 from kimi_pipeline.llm.forked import ForkedSamplingError, run_forked, split_by_cost
-from kimi_pipeline.llm.hf_backend import HFBackend, cpu_threads
+from kimi_pipeline.llm.hf_backend import HFBackend
 from tests.llm.test_decode import PROMPTS, chat_setup, gen, hf_greedy, llama
 from tests.training import TOOLS
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork on Linux")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    with cpu_threads(1):
-        yield
+pytestmark = [pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork on Linux"),
+              pytest.mark.usefixtures("one_thread")]
 
 
 def test_split_by_cost_is_contiguous_balanced_and_never_empty():

@@ -19,8 +19,10 @@ from kimi_pipeline.llm.base import (
     HFBackendConfig,
     make_backend,
 )
-from kimi_pipeline.llm.hf_backend import HFBackend, cpu_threads, prepare_messages
+from kimi_pipeline.llm.hf_backend import HFBackend, prepare_messages
 from tests.training import TOOLS, conversation
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/llm/conftest.py
 
 NAMES = ["Zoë", "Ana", "Björn", "李雷", "Omar", "Élodie"]
 CALL = {"name": "search_orders", "arguments": {"customer": "Ana"}}
@@ -83,13 +85,6 @@ def backend(path: Path, **kw) -> HFBackend:
     config = {"kind": "hf", "model_path": str(path), "temperature": 0.0, "max_tokens": 16,
               "device": "cpu", **kw}
     return make_backend(backend_config(config))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest on one intra-op thread (and do not fight other processes)."""
-    with cpu_threads(1):
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,14 @@ and forked parts."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from kimi_pipeline.llm.decode import Sampler
 from kimi_pipeline.llm.prefix_cache import Extension, PrefixCache
-from tests.llm.test_decode import gen, hf_greedy, llama, one_thread, teacher_forced  # noqa: F401
+from tests.llm.test_decode import gen, hf_greedy, llama, teacher_forced
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/llm/conftest.py
 
 SYSTEM = list(range(10, 40))  # a shared "system prompt and tools"
 MOVE_1 = [SYSTEM + [50, 51, 52], SYSTEM + [60, 61]]

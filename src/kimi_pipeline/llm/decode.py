@@ -192,13 +192,7 @@ class Sampler:
         per prompt (None: unconstrained), from the sampler's ``enforcer``."""
         if not prompts or k < 1:
             return []
-        batch = self._batch(prompts, max_new_tokens, stop_ids, k)
-        if grammars is not None and any(g is not None for g in grammars):
-            if self.enforcer is None:
-                raise ValueError("grammars given to a Sampler built without an enforcer")
-            if len(grammars) != len(batch.prompts):
-                raise ValueError(f"grammars: {len(grammars)} for {len(batch.prompts)} prompts")
-            batch.grammars = [g for g in grammars for _ in range(k)]
+        batch = self._batch(prompts, max_new_tokens, stop_ids, k, grammars)
         self.stats.calls += 1
         if max(batch.budgets) == 0:
             return [Sample([], [], False) for _ in range(batch.rows)]
@@ -244,7 +238,7 @@ class Sampler:
 
     # -------------------------------------------------------------- set-up
 
-    def _batch(self, prompts, budgets, stops, k: int) -> _Batch:
+    def _batch(self, prompts, budgets, stops, k: int, grammars=None) -> _Batch:
         prompts = [list(map(int, p)) for p in prompts]
         if any(not p for p in prompts):
             raise ValueError("every prompt needs at least one token")
@@ -252,7 +246,13 @@ class Sampler:
         stops = _stop_sets(stops, len(prompts), k)
         if min(budgets) < 0:
             raise ValueError("token budgets must be >= 0")
-        return _Batch(prompts, k, budgets, stops)
+        if grammars is None or all(g is None for g in grammars):
+            return _Batch(prompts, k, budgets, stops)
+        if self.enforcer is None:
+            raise ValueError("grammars given to a Sampler built without an enforcer")
+        if len(grammars) != len(prompts):
+            raise ValueError(f"grammars: {len(grammars)} for {len(prompts)} prompts")
+        return _Batch(prompts, k, budgets, stops, [g for g in grammars for _ in range(k)])
 
     def _masks(self, batch: _Batch) -> Any:
         """The rows' grammar matchers (``llm.enforcer.RowMasks``), None when no row has one;
@@ -321,8 +321,7 @@ class _Loop:
         self.stats.prefill_s += time.perf_counter() - start
         start = time.perf_counter()
         for step in range(max(self.batch.budgets)):
-            token, logprob = pick(logits, self.temperature, self.generator,
-                                  self._mask if self.masks is not None else None)
+            token, logprob = pick(logits, self.temperature, self.generator, self._mask())
             if self._record(token.tolist(), logprob.tolist()):
                 break
             token = self._compact(token)
@@ -331,11 +330,14 @@ class _Loop:
         self.stats.decode_s += time.perf_counter() - start
         return [Sample(t, p, s) for t, p, s in zip(self.tokens, self.logprobs, self.stopped)]
 
-    def _mask(self, scores: torch.Tensor) -> bool:
-        """Tokens the live rows' grammars forbid set to -inf in ``scores``; False if none."""
-        masked = self.masks.mask(scores, self.live)
-        self.stats.constrained_tokens += masked
-        return masked > 0
+    def _mask(self) -> Callable[[torch.Tensor], None] | None:
+        """What sets the tokens the live rows' grammars forbid next to -inf; None when no live
+        row is inside a constrained call this step (the scores are then not copied)."""
+        if self.masks is None:
+            return None
+        positions = self.masks.fill(self.live)
+        self.stats.constrained_tokens += len(positions)
+        return (lambda scores: self.masks.apply(scores, positions)) if positions else None
 
     def _record(self, tokens: list[int], logprobs: list[float]) -> bool:
         """Append each live row's token; True when every row is done."""
@@ -369,21 +371,20 @@ class _Loop:
 
 
 def pick(logits: torch.Tensor, temperature: float, generator: torch.Generator | None,
-         mask: Callable[[torch.Tensor], bool] | None = None
+         mask: Callable[[torch.Tensor], None] | None = None
          ) -> tuple[torch.Tensor, torch.Tensor]:
     """One token per row (greedy at temperature 0, else drawn from softmax(logits / T)) and
     its log-probability under softmax(logits), both from fp32 logits. ``mask`` sets the scores
-    of tokens a row may not take to -inf in a copy (True if it set any): the token is drawn
-    from what is left, its log-probability stays the model's.
+    of tokens a row may not take to -inf in a copy: the token is drawn from what is left, its
+    log-probability stays the model's.
 
     Drawn by inverse CDF (one uniform per row, ``searchsorted`` on the cumulative sum):
     ~5 ms for 32 x 49k logits, where ``torch.multinomial`` takes ~80 ms on CPU."""
     logp = torch.log_softmax(logits.float(), dim=-1)
     scores = logp
     if mask is not None:
-        masked = logp.clone()
-        if mask(masked):
-            scores = masked
+        scores = logp.clone()
+        mask(scores)
     if temperature <= 0:
         token = scores.argmax(dim=-1, keepdim=True)
     else:

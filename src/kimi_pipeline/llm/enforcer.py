@@ -92,7 +92,7 @@ class ToolCallEnforcer:
             raise ImportError("tool_call_enforcer needs xgrammar: pip install xgrammar "
                               "(make install does)") from exc
         call_tags(tool_format)  # a format without call tags is refused here, by name
-        self.xgrammar, self.tool_format = xgrammar, tool_format
+        self.xgrammar, self.tool_format, self.vocab_size = xgrammar, tool_format, vocab_size
         info = xgrammar.TokenizerInfo.from_huggingface(
             tokenizer, vocab_size=vocab_size, stop_token_ids=list(stop_ids))
         # one thread: compiling happens before the decode processes fork, and xgrammar's
@@ -132,29 +132,27 @@ class ToolCallEnforcer:
     def row_masks(self, grammars: list[Any]) -> RowMasks:
         """Matchers for one decode batch's rows (a row whose grammar is None is free)."""
         return RowMasks(self.xgrammar, [None if g is None else self.xgrammar.GrammarMatcher(g)
-                                        for g in grammars])
+                                        for g in grammars], self.vocab_size)
 
 
 class RowMasks:
     """The matchers of one decode batch's rows and the token bitmask they fill each step."""
 
-    def __init__(self, xgrammar: Any, matchers: list[Any]):
+    def __init__(self, xgrammar: Any, matchers: list[Any], vocab_size: int):
         self.xgrammar, self.matchers = xgrammar, matchers
-        self.bitmask = None
+        self.bitmask = xgrammar.allocate_token_bitmask(len(matchers), vocab_size)
 
-    def mask(self, scores: Any, live: list[int]) -> int:
-        """Set to -inf the scores (``[len(live), vocab]``) of tokens each live row's grammar
-        forbids next; the number of rows masked (a row outside a call allows everything)."""
-        if self.bitmask is None:
-            self.bitmask = self.xgrammar.allocate_token_bitmask(len(self.matchers),
-                                                                scores.shape[-1])
-        positions = [i for i, row in enumerate(live) if self.matchers[row] is not None
-                     and not self.matchers[row].is_terminated()
-                     and self.matchers[row].fill_next_token_bitmask(self.bitmask, i)]
-        if positions:
-            self.xgrammar.apply_token_bitmask_inplace(
-                scores, self.bitmask[:len(live)].to(scores.device), indices=positions)
-        return len(positions)
+    def fill(self, live: list[int]) -> list[int]:
+        """Fill the bitmask row of each live row (``live[i]`` at position ``i``) whose grammar
+        forbids some token next; those positions (a row outside a call allows everything)."""
+        return [i for i, row in enumerate(live) if self.matchers[row] is not None
+                and not self.matchers[row].is_terminated()
+                and self.matchers[row].fill_next_token_bitmask(self.bitmask, i)]
+
+    def apply(self, scores: Any, positions: list[int]) -> None:
+        """Set to -inf the scores (``[live rows, vocab]``) of the tokens ``fill`` forbade."""
+        self.xgrammar.apply_token_bitmask_inplace(
+            scores, self.bitmask[:scores.shape[0]].to(scores.device), indices=positions)
 
     def accept(self, row: int, token: int) -> bool:
         """Advance the row's matcher by the drawn token; False (and the row unconstrained from

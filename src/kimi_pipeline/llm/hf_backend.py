@@ -384,7 +384,7 @@ class HFBackend:
             generation = await job.future
         except Exception as exc:  # noqa: BLE001 — e.g. out of memory: this request fails alone
             return self._failure(f"generate failed: {type(exc).__name__}: {exc}", start)
-        return self._reply(request, prompt, generation, job.batch_size, start)
+        return self._reply(request, prompt, generation, job, start)
 
     def _grammar(self, tools: list[dict[str, Any]] | None) -> Any:
         """The enforcer's grammar for ``tools`` (None without an enforcer or tools)."""
@@ -446,7 +446,7 @@ class HFBackend:
         return sorted(batch, key=lambda j: (j.seed, j.prompt))
 
     def _reply(self, request: ChatRequest, prompt: list[int], generation: Generation,
-               batch_size: int, start: float) -> ChatResponse:
+               job: _Job, start: float) -> ChatResponse:
         parsed = extract_tool_calls(generation.text, self.tool_format,
                                     first_index=_prior_calls(request.messages))
         self.stats.prompt_tokens += len(prompt)
@@ -459,8 +459,8 @@ class HFBackend:
             backend=self.name,
             meta={"raw_text": generation.text, "parse_errors": parsed.errors,
                   "finish_reason": "stop" if generation.stopped else "length",
-                  "batch_size": batch_size, "tool_format": self.tool_format,
-                  "enforced": self._grammar(request.tools) is not None,
+                  "batch_size": job.batch_size, "tool_format": self.tool_format,
+                  "enforced": job.grammar is not None,
                   "prompt_ids": list(prompt), "token_ids": list(generation.token_ids),
                   "logprobs": list(generation.logprobs)},
         )
